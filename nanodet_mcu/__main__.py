@@ -1,0 +1,3 @@
+from nanodet_mcu.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""COCO bbox evaluation of a .tflite (int8) or .onnx (float) model on a folder of images."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from nanodet_mcu import spec
+from nanodet_mcu.errors import NanodetError
+from nanodet_mcu.pipeline import Detector
+
+METRIC_NAMES = ("mAP", "AP50", "AP75", "APs", "APm", "APl")
+
+
+def load_annotations(path: str | Path):
+    from pycocotools.coco import COCO
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return COCO(str(path))
+    except (OSError, ValueError, KeyError) as exc:
+        raise NanodetError(f"cannot read COCO annotations {path}: {exc}") from exc
+
+
+def evaluate_model(model_path: str | Path, images_dir: str | Path, annotations: str | Path,
+                   limit: int | None = None, interpreter: str = "tflm", decoder: str = "float",
+                   progress: bool = False) -> dict:
+    """COCO metrics over the annotated images found in images_dir (sorted by file name, first `limit`)."""
+    coco = load_annotations(annotations)
+    images_dir = Path(images_dir)
+    entries = sorted((img for img in coco.dataset["images"] if (images_dir / img["file_name"]).is_file()),
+                     key=lambda img: img["file_name"])
+    if not entries:
+        raise NanodetError(f"none of the images in {annotations} is in {images_dir}")
+    entries = entries[:limit] if limit else entries
+    detector = Detector(model_path, interpreter=interpreter, decoder=decoder)
+    results = []
+    for img in _progress(entries, progress, f"evaluating {Path(model_path).name}"):
+        res = detector.detect_file(images_dir / img["file_name"])
+        for box, score, cls in zip(res.image_boxes(), res.detections.scores, res.detections.classes):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            results.append({"image_id": img["id"], "category_id": spec.COCO_CATEGORY_IDS[int(cls)],
+                            "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)})
+    metrics = _coco_metrics(coco, results, [img["id"] for img in entries])
+    metrics.update(images=len(entries), detections=len(results), model=str(model_path))
+    return metrics
+
+
+def _coco_metrics(coco, results: list[dict], image_ids: list[int]) -> dict:
+    from pycocotools.cocoeval import COCOeval
+
+    if not results:
+        return {name: 0.0 for name in METRIC_NAMES}
+    with contextlib.redirect_stdout(io.StringIO()):
+        dets = coco.loadRes(results)
+        ev = COCOeval(coco, dets, "bbox")
+        ev.params.imgIds = image_ids
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {name: float(max(v, 0.0)) * 100 for name, v in zip(METRIC_NAMES, ev.stats[:6])}
+
+
+def _progress(items, enabled: bool, description: str):
+    if not enabled:
+        yield from items
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(description, total=len(items))
+        for item in items:
+            yield item
+            bar.advance(task)
+
+
+def format_metrics(metrics: dict) -> str:
+    return "  ".join(f"{k} {metrics[k]:.2f}" for k in METRIC_NAMES)
+
+
+def to_json(metrics: dict) -> str:
+    return json.dumps(metrics, indent=2)

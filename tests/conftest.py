@@ -52,3 +52,28 @@ def calib_dir() -> Path:
 @pytest.fixture(scope="session")
 def val_images(val_dir) -> list[Path]:
     return sorted(val_dir.glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def our_model_path(onnx_path, calib_dir) -> Path:
+    """Our int8 model converted from the ONNX export with the default calibration draw, once per cache key.
+
+    The key hashes the converter's sources, the weights and the calibration images, so any change that could
+    alter the file converts again; otherwise the cached file under the nanodet-mcu cache dir is reused.
+    """
+    import hashlib
+    from importlib.metadata import version
+
+    import nanodet_mcu
+    from nanodet_mcu import convert, hostcc
+
+    pkg = Path(nanodet_mcu.__file__).parent
+    key = hashlib.sha256(f"tensorflow {version('tensorflow')}".encode())
+    sources = [pkg / "convert.py", pkg / "nanodet_tf.py", pkg / "preprocess.py",
+               *sorted((pkg / "weights").glob("*.py"))]
+    for f in [*sources, onnx_path, *sorted(p for p in calib_dir.iterdir() if p.is_file())]:
+        key.update(f.name.encode() + f.read_bytes())
+    out = hostcc.cache_dir().parent / "models" / f"nanodet_m_0.5x-{key.hexdigest()[:20]}.tflite"
+    if not out.exists():
+        convert.convert(onnx_path, calib_dir, out_path=out)  # written atomically: never a half file in the cache
+    return out

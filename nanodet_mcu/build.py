@@ -1,0 +1,79 @@
+"""Build a generated project: run its build.sh (the one entry point generate writes) and find the ELF.
+
+The project says what it is in project.json; RT boards build with the MCUXpresso SDK's armgcc CMake flow and need
+MCUX_SDK_ROOT, the emulated board with a plain Makefile.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from nanodet_mcu import boards
+from nanodet_mcu.errors import NanodetError
+
+MANIFEST = "project.json"
+
+
+def read_manifest(project: Path) -> dict:
+    path = project / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NanodetError(f"{project} is not a generated project (no {MANIFEST}; run nanodet-mcu generate)") from None
+    except (OSError, ValueError) as exc:
+        raise NanodetError(f"cannot read {path}: {exc}") from exc
+    missing = [k for k in ("board", "engine", "elf") if not isinstance(manifest.get(k), str)]
+    if missing:
+        raise NanodetError(f"{path} lacks {', '.join(missing)}")
+    return manifest
+
+
+def check_environment(manifest: dict) -> None:
+    try:
+        family = boards.load(manifest["board"]).family
+    except NanodetError:
+        family = None
+    if family == "mcux-armgcc" and not os.environ.get("MCUX_SDK_ROOT"):
+        raise NanodetError(f"building for {manifest['board']} needs the MCUXpresso SDK: set MCUX_SDK_ROOT to its root "
+                           f"(see the project's README.md)")
+    if shutil.which(os.environ.get("CROSS", "arm-none-eabi-") + "gcc") is None and not os.environ.get("ARMGCC_DIR"):
+        raise NanodetError("arm-none-eabi-gcc not found: install the GNU Arm toolchain "
+                           "(Debian: apt install gcc-arm-none-eabi libnewlib-arm-none-eabi)")
+
+
+def build(project_dir: str | Path, log=None) -> Path:
+    """Run the project's build.sh; returns the ELF.  Build output goes to `log` (a callable per line) if given."""
+    project = Path(project_dir)
+    manifest = read_manifest(project)
+    script = project / "build.sh"
+    if not script.is_file():
+        raise NanodetError(f"{script} is missing: regenerate the project")
+    check_environment(manifest)
+    proc = subprocess.run(["sh", str(script.resolve())], cwd=project, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    if log is not None:
+        for line in proc.stdout.splitlines():
+            log(line)
+    if proc.returncode != 0:
+        errors = [ln for ln in proc.stdout.splitlines() if "error" in ln.lower()] or proc.stdout.splitlines() or ["?"]
+        raise NanodetError(f"build of {project} failed (build.sh exit {proc.returncode}): {errors[0].strip()}")
+    elf = project / manifest["elf"]
+    if not elf.is_file():
+        raise NanodetError(f"build.sh succeeded but {elf} is missing")
+    return elf
+
+
+def elf_size(elf: Path) -> dict[str, int] | None:
+    """text/data/bss of the ELF from arm-none-eabi-size, None when the tool is missing."""
+    size = shutil.which(os.environ.get("CROSS", "arm-none-eabi-") + "size")
+    if size is None:
+        return None
+    proc = subprocess.run([size, str(elf)], capture_output=True, text=True)
+    lines = proc.stdout.split("\n")
+    if proc.returncode != 0 or len(lines) < 2:
+        return None
+    text, data, bss = (int(v) for v in lines[1].split()[:3])
+    return {"text": text, "data": data, "bss": bss}

@@ -1,0 +1,240 @@
+"""Check a device (board or emulator) against the host reference over the link.
+
+Checks, in order: (1) the device runs the given model (sha256, quantisation); then per image: (2) the device's
+int8 input equals `preprocess.quantize` (CRC-32), (3) its raw output tensors equal tflite-micro's on the same input
+(differing bytes, max |delta|; tolerance in LSB optional), (4) its detections equal the Python integer
+post-processing on its own outputs exactly, and match the float reference (same cells and classes, IoU >= 0.99),
+(5) repeated runs give the same result.  Latency per stage comes from the device's timer counts.
+"""
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from nanodet_mcu import decode, model_info, postprocess_fixed, preprocess, runners
+from nanodet_mcu.errors import NanodetError
+from nanodet_mcu.link import protocol as p
+from nanodet_mcu.link.client import DeviceClient
+
+FLOAT_IOU_MIN = 0.99
+STAGES = ("preprocess", "inference", "postprocess")
+
+
+@dataclass
+class Check:
+    name: str
+    image: str | None
+    passed: bool
+    detail: str
+    data: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "image": self.image, "passed": self.passed, "detail": self.detail, **self.data}
+
+
+@dataclass
+class ImageInput:
+    """One verification input: an embedded image (by device index) or an image file uploaded as RGB888."""
+    name: str
+    embedded_index: int | None = None
+    rgb320: np.ndarray | None = None
+
+
+@dataclass
+class Report:
+    device: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    ticks: dict[str, list[int]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    latency: dict = field(default_factory=dict)
+    link: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def as_dict(self) -> dict:
+        return {"passed": self.passed, "device": self.device, "model": self.model,
+                "checks": [c.as_dict() for c in self.checks], "latency": self.latency, "link": self.link}
+
+
+def timer_unit(info: p.Info) -> tuple[str, float]:
+    """(unit label, factor from timer ticks): emulated instructions on QEMU, milliseconds from cycles on boards."""
+    if "instruction" in info.timer_kind:
+        return "M emulated instructions", info.timer_units_per_tick / 1e6
+    return "ms", info.timer_units_per_tick / info.core_clock_hz * 1e3
+
+
+def latency_summary(info: p.Info, ticks: dict[str, list[int]]) -> dict:
+    unit, factor = timer_unit(info)
+    out = {}
+    for stage, values in ticks.items():
+        if not values:
+            continue
+        v = np.asarray(values, np.float64) * factor
+        out[stage] = {"unit": unit, "n": len(v), "mean": float(v.mean()), "p50": float(np.percentile(v, 50)),
+                      "p90": float(np.percentile(v, 90)), "max": float(v.max()), "ticks": [int(t) for t in values]}
+    return out
+
+
+def check_model(info: p.Info, model: model_info.ModelInfo, layout: model_info.NanodetLayout) -> Check:
+    if info.model_sha256 != model.sha256:
+        return Check("model", None, False,
+                     f"wrong firmware: device model sha256 {info.model_sha256[:16]}..., --model "
+                     f"{Path(model.path).name} is {model.sha256[:16]}...",
+                     {"device_sha256": info.model_sha256, "model_sha256": model.sha256})
+    problems = []
+    for what, desc, tensor in (("input", info.input, layout.input), ("scores", info.scores, layout.scores),
+                               ("boxes", info.boxes, layout.boxes)):
+        if desc.shape != tuple(tensor.shape):
+            problems.append(f"{what} shape {list(desc.shape)} != {list(tensor.shape)}")
+        if desc.scale_bits != p.f32_bits(tensor.scale) or desc.zero_point != tensor.zero_point:
+            problems.append(f"{what} quantisation {desc.scale:g}/{desc.zero_point} != "
+                            f"{tensor.scale:g}/{tensor.zero_point}")
+    if info.engine_status != 0:
+        problems.append(f"engine failed to initialise (status {info.engine_status})")
+    if problems:
+        return Check("model", None, False, "; ".join(problems))
+    return Check("model", None, True, f"sha256 {model.sha256[:16]}... and quantisation match",
+                 {"model_sha256": model.sha256})
+
+
+def compare_outputs(device: tuple[np.ndarray, np.ndarray], reference: tuple[np.ndarray, np.ndarray],
+                    tolerance: int, image: str) -> Check:
+    per_tensor, ok = {}, True
+    for name, d, r in (("scores", device[0], reference[0]), ("boxes", device[1], reference[1])):
+        delta = np.abs(d.astype(np.int16) - r.astype(np.int16))
+        differing, worst = int(np.count_nonzero(delta)), int(delta.max(initial=0))
+        per_tensor[name] = {"differing_bytes": differing, "max_abs_delta": worst, "bytes": int(d.size)}
+        ok &= differing == 0 if tolerance == 0 else worst <= tolerance
+    detail = ", ".join(f"{k}: {v['differing_bytes']}/{v['bytes']} bytes differ, max |delta| {v['max_abs_delta']}"
+                       for k, v in per_tensor.items())
+    return Check("outputs", image, ok, detail, {"tensors": per_tensor, "tolerance": tolerance})
+
+
+def device_detections(result: p.Result) -> list[postprocess_fixed.FixedDetection]:
+    # wire order is nd_detection_t's: x1 y1 x2 y2 cell class_id score, as FixedDetection's fields
+    return [postprocess_fixed.FixedDetection(*d) for d in result.detections]
+
+
+def compare_fixed(result: p.Result, expected: list, params: postprocess_fixed.FixedParams, image: str) -> Check:
+    got = device_detections(result)
+    if result.coord_frac_bits != params.coord_frac_bits:
+        return Check("detections-fixed", image, False,
+                     f"device coordinates have {result.coord_frac_bits} fraction bits, host {params.coord_frac_bits}")
+    if got == expected:
+        return Check("detections-fixed", image, True, f"{len(got)} detections identical", {"count": len(got)})
+    first = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+    return Check("detections-fixed", image, False,
+                 f"device {len(got)} vs host {len(expected)} detections, first difference at #{first}",
+                 {"count": len(got), "expected_count": len(expected), "first_difference": first})
+
+
+def compare_float(result: p.Result, reference: decode.Detections, params, image: str) -> Check:
+    got = postprocess_fixed.to_detections(device_detections(result), params)
+    data = {"count": len(got), "reference_count": len(reference)}
+    if len(got) != len(reference) or not np.array_equal(got.classes, reference.classes) or \
+            not np.array_equal(got.cells, reference.cells):
+        return Check("detections-float", image, False,
+                     f"device {len(got)} vs float reference {len(reference)} detections (cells or classes differ)",
+                     data)
+    ious = [float(decode.iou_one_to_many(reference.boxes[i], got.boxes[i:i + 1])[0]) for i in range(len(got))]
+    worst = min(ious, default=1.0)
+    data["min_iou"] = worst
+    return Check("detections-float", image, worst >= FLOAT_IOU_MIN,
+                 f"{len(got)} detections, same cells and classes, min IoU {worst:.4f} (need >= {FLOAT_IOU_MIN})", data)
+
+
+def check_repeatability(results: list[p.Result], image: str) -> Check:
+    first = results[0]
+    same = all(r.detections == first.detections and r.input_crc32 == first.input_crc32 for r in results[1:])
+    return Check("repeatable", image, same, f"{len(results)} runs {'identical' if same else 'DIFFER'}",
+                 {"runs": len(results)})
+
+
+class Verifier:
+    def __init__(self, client: DeviceClient, model_path: str | Path, tolerance: int = 0,
+                 progress: Callable[[str], None] = lambda msg: None):
+        self.client = client
+        self.model = model_info.load(model_path)
+        self.layout = model_info.nanodet_layout(self.model)
+        self.params = postprocess_fixed.params_for(self.layout)
+        self.tolerance = tolerance
+        self.progress = progress
+        self.report = Report(model={"path": str(model_path), "sha256": self.model.sha256})
+        self._runner = None
+
+    def connect(self) -> p.Info:
+        self.info = self.client.hello()
+        self.report.device = self.info.as_dict()
+        check = check_model(self.info, self.model, self.layout)
+        self.report.checks.append(check)
+        return self.info
+
+    def embedded_inputs(self) -> list[ImageInput]:
+        if self.info.num_images == 0:
+            raise NanodetError("the firmware has no embedded images: use --images DIR to upload some")
+        return [ImageInput(f"#{i} {self.client.image_info(i).name}", embedded_index=i)
+                for i in range(self.info.num_images)]
+
+    def reference_runner(self) -> runners.Runner:
+        # The reference is tflite-micro for both engines: the AOT engine must reproduce it bit for bit.
+        if self._runner is None:
+            self._runner = runners.make_runner("tflm", self.model)
+        return self._runner
+
+    def verify_image(self, item: ImageInput, runs: int) -> None:
+        results = []
+        for _ in range(runs):
+            if item.rgb320 is not None:
+                self.progress(f"{item.name}: uploading 320x320 RGB888")
+                self.client.upload_rgb(item.rgb320)
+                results.append(self.client.run(p.SOURCE_UPLOAD))
+            else:
+                self.progress(f"{item.name}: running")
+                results.append(self.client.run(p.SOURCE_EMBEDDED, item.embedded_index))
+            for stage, ticks in zip(STAGES, (results[-1].preprocess_ticks, results[-1].inference_ticks,
+                                             results[-1].postprocess_ticks)):
+                self.report.ticks[stage].append(ticks)
+        self.progress(f"{item.name}: reading outputs")
+        device_out = self.client.read_outputs()
+        rgb = item.rgb320 if item.rgb320 is not None else self.client.read_image(item.embedded_index)
+        x = preprocess.quantize(rgb, self.layout.input.scale, self.layout.input.zero_point)
+        crc = zlib.crc32(x.tobytes())
+        checks = self.report.checks
+        checks.append(Check("preprocess", item.name, results[0].input_crc32 == crc,
+                            f"device input CRC-32 {results[0].input_crc32:08x}, host {crc:08x}"))
+        self.progress(f"{item.name}: host reference")
+        checks.append(compare_outputs(device_out, self.reference_runner().run(x), self.tolerance, item.name))
+        expected = postprocess_fixed.run(*device_out, self.params)
+        checks.append(compare_fixed(results[-1], expected, self.params, item.name))
+        reference = decode.decode_quantized(*device_out, (self.layout.scores.scale, self.layout.scores.zero_point),
+                                            (self.layout.boxes.scale, self.layout.boxes.zero_point))
+        checks.append(compare_float(results[-1], reference, self.params, item.name))
+        if runs > 1:
+            checks.append(check_repeatability(results, item.name))
+
+    def run(self, inputs: list[ImageInput] | None, runs: int) -> Report:
+        """inputs None: every embedded image.  Stops after the model check when it fails."""
+        started = time.monotonic()
+        self.connect()
+        if self.report.checks[-1].passed:
+            for item in (inputs if inputs is not None else self.embedded_inputs()):
+                self.verify_image(item, runs)
+        self.report.latency = latency_summary(self.info, self.report.ticks)
+        t = self.client.transport
+        self.report.link = {"port": t.port, "seconds": round(time.monotonic() - started, 3),
+                            "bytes_sent": t.bytes_sent, "bytes_received": t.bytes_received,
+                            "bad_frames": t.decoder.bad_frames, "garbage_bytes": t.decoder.dropped_bytes,
+                            **self.client.stats.as_dict()}
+        return self.report
+
+
+def upload_inputs(images_dir: str | Path) -> list[ImageInput]:
+    return [ImageInput(f.name, rgb320=preprocess.resize_rgb(preprocess.load_rgb(f)))
+            for f in preprocess.list_images(images_dir)]

@@ -1,0 +1,80 @@
+"""Renderings of a verify Report: a rich summary for people, JSON and JUnit XML for CI (written atomically)."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from nanodet_mcu.verify import Report
+
+
+def _write_atomic(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(report: Report, path: str | Path) -> None:
+    _write_atomic(path, json.dumps(report.as_dict(), indent=2) + "\n")
+
+
+def junit_xml(report: Report) -> str:
+    failures = sum(not c.passed for c in report.checks)
+    suite = ET.Element("testsuite", name="nanodet-mcu verify", tests=str(len(report.checks)),
+                       failures=str(failures), errors="0", time=str(report.link.get("seconds", 0)))
+    for c in report.checks:
+        case = ET.SubElement(suite, "testcase", classname=f"verify.{c.image or 'device'}", name=c.name)
+        if not c.passed:
+            ET.SubElement(case, "failure", message=c.detail).text = c.detail
+        else:
+            ET.SubElement(case, "system-out").text = c.detail
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def write_junit(report: Report, path: str | Path) -> None:
+    _write_atomic(path, junit_xml(report))
+
+
+def print_summary(report: Report, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if not console.is_terminal:  # logs and CI: do not squeeze the table into 80 columns
+        console = Console(width=120, file=console.file)
+    d = report.device
+    if d:
+        console.print(f"device: [bold]{d['board']}[/] engine [bold]{d['engine']}[/], firmware {d['firmware_version']}, "
+                      f"model {d['model_sha256'][:16]}..., clock {d['core_clock_hz'] / 1e6:g} MHz, "
+                      f"arena {d['arena_bytes']} B, timer {d['timer_kind']}")
+    checks = Table(title="checks")
+    for col in ("image", "check", "result", "detail"):
+        checks.add_column(col, overflow="fold")
+    for c in report.checks:
+        checks.add_row(c.image or "-", c.name, "[green]PASS[/]" if c.passed else "[red]FAIL[/]", c.detail)
+    console.print(checks)
+    if report.latency:
+        units = sorted({s["unit"] for s in report.latency.values()})
+        lat = Table(title=f"latency per stage ({', '.join(units)})")
+        for col in ("stage", "runs", "mean", "p50", "p90", "max"):
+            lat.add_column(col, justify="left" if col == "stage" else "right")
+        for stage, s in report.latency.items():
+            lat.add_row(stage, str(s["n"]), *(f"{s[k]:.3f}" for k in ("mean", "p50", "p90", "max")))
+        console.print(lat)
+    link = report.link
+    if link:
+        console.print(f"link: {link['requests']} requests, {link['retries']} retries, {link['bad_frames']} bad frames, "
+                      f"{link['bytes_sent']} B sent, {link['bytes_received']} B received in {link['seconds']:.1f} s")
+    console.print("[bold green]verify: PASS[/]" if report.passed else "[bold red]verify: FAIL[/]")

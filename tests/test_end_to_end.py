@@ -1,0 +1,81 @@
+"""The whole path as CI runs it, through the CLI: generate (aot, mps2-an500) -> build -> QEMU -> verify, for our
+model and NXP's, on the example image plus 3 COCO images embedded, and (NXP model) one image uploaded over the link."""
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from nanodet_mcu import cli
+from tests import firmware_builds
+from tests.conftest import require_tool
+
+CHECKS_PER_IMAGE = 4  # preprocess, outputs, detections-fixed, detections-float
+
+
+def generate_and_build(model, images, out, capsys) -> str:
+    assert cli.main(["generate", "--board", "mps2-an500", "--engine", "aot", "--model", str(model), "--out", str(out),
+                     "--embed-images", *map(str, images)]) == 0
+    capsys.readouterr()
+    assert cli.main(["build", str(out)]) == 0
+    elf = capsys.readouterr().out.strip().splitlines()[-1]
+    assert elf.endswith(".elf")
+    return elf
+
+
+def verify(elf, model, tmp_path, *extra) -> dict:
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    code = cli.main(["verify", "--emulate", elf, "--model", str(model), "--report", str(report), "--junit",
+                     str(junit), *extra])
+    data = json.loads(report.read_text())
+    failed = [c for c in data["checks"] if not c["passed"]]
+    assert code == 0 and data["passed"], failed
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite.get("failures") == "0" and int(suite.get("tests")) == len(data["checks"])
+    return data
+
+
+@pytest.fixture(params=["nxp", "ours"])
+def model(request, nxp_model_path):
+    return nxp_model_path if request.param == "nxp" else request.getfixturevalue("our_model_path")
+
+
+def test_generate_build_emulate_verify(model, example_image, val_images, tmp_path, capsys):
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    images = firmware_builds.ci_images(example_image, val_images)
+    elf = generate_and_build(model, images, tmp_path / "project", capsys)
+
+    data = verify(elf, model, tmp_path, "--embedded")
+    assert len(data["checks"]) == 1 + CHECKS_PER_IMAGE * len(images)
+    assert data["device"]["engine"] == "aot" and data["latency"]["inference"]["n"] == len(images)
+    outputs = [c for c in data["checks"] if c["name"] == "outputs"]
+    assert all(t["differing_bytes"] == 0 for c in outputs for t in c["tensors"].values())
+    summary = capsys.readouterr().out
+    assert "verify: PASS" in summary and "M emulated instructions" in summary
+
+    if model.name.startswith("nxp"):  # one image over the link (RGB888 upload: ~25 s on QEMU's UART)
+        upload_dir = tmp_path / "upload"
+        upload_dir.mkdir()
+        shutil.copy(val_images[3], upload_dir)
+        data = verify(elf, model, tmp_path, "--images", str(upload_dir))
+        assert [c["image"] for c in data["checks"][1:]] == [val_images[3].name] * CHECKS_PER_IMAGE
+
+
+def test_build_explains_what_is_missing(tmp_path, monkeypatch, capsys):
+    assert cli.main(["build", str(tmp_path)]) == 1
+    assert "not a generated project" in capsys.readouterr().err
+    (tmp_path / "project.json").write_text(json.dumps({"board": "rt1170", "engine": "aot", "elf": "build/x.elf"}))
+    (tmp_path / "build.sh").write_text("#!/bin/sh\nexit 0\n")
+    monkeypatch.delenv("MCUX_SDK_ROOT", raising=False)
+    assert cli.main(["build", str(tmp_path)]) == 1
+    assert "MCUX_SDK_ROOT" in capsys.readouterr().err
+    monkeypatch.setenv("MCUX_SDK_ROOT", str(tmp_path))
+    assert cli.main(["build", str(tmp_path)]) == 1
+    assert "build/x.elf is missing" in capsys.readouterr().err
+    (tmp_path / "build.sh").write_text("#!/bin/sh\necho 'main.c:1: error: boom'\nexit 2\n")
+    assert cli.main(["build", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "build.sh exit 2" in err and "boom" in err

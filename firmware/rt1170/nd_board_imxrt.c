@@ -1,0 +1,82 @@
+/* Board layer for the i.MX RT evaluation kits (RT1170 CM7, RT1050) over the MCUXpresso SDK.
+ *
+ * Only SDK board-support calls that every i.MX RT EVK has are used (BOARD_ConfigMPU, BOARD_InitPins,
+ * BOARD_BootClockRUN, BOARD_InitDebugConsole and the LPUART driver), so the same file serves both boards; the
+ * board facts come from nd_board_config.h and the SDK's board.h. */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "board.h"
+#include "clock_config.h"
+#include "fsl_common.h"
+#include "fsl_lpuart.h"
+#include "nd_board.h"
+#include "nd_board_config.h"
+#include "pin_mux.h"
+
+#if defined(BOARD_DEBUG_UART_BAUDRATE) && (BOARD_DEBUG_UART_BAUDRATE != ND_UART_BAUD)
+#error "the SDK debug console baud rate differs from ND_UART_BAUD; define BOARD_DEBUG_UART_BAUDRATE to match"
+#endif
+
+#define ND_LPUART ((LPUART_Type *)BOARD_DEBUG_UART_BASEADDR)
+
+/* CoreSight lock access key: the Cortex-M7 DWT ignores writes until it is unlocked. */
+#define ND_DWT_LAR_KEY 0xC5ACCE55u
+
+static void nd_cycle_counter_start(void)
+{
+    CoreDebug->DEMCR |= CoreDebug_DEMCR_TRCENA_Msk;
+#if defined(__CORTEX_M) && (__CORTEX_M == 7U)
+    DWT->LAR = ND_DWT_LAR_KEY;
+#endif
+    DWT->CYCCNT = 0u;
+    DWT->CTRL |= DWT_CTRL_CYCCNTENA_Msk;
+}
+
+void nd_board_init(void)
+{
+    /* MPU first: it marks SDRAM and OCRAM cacheable (and enables the caches) before anything touches them. */
+    BOARD_ConfigMPU();
+    BOARD_InitPins();
+    BOARD_BootClockRUN();
+    /* Configures the LPUART clock root and the UART itself at BOARD_DEBUG_UART_BAUDRATE, 8N1. */
+    BOARD_InitDebugConsole();
+    /* Idempotent in CMSIS 5: kept so a board.c whose MPU setup leaves the caches off still runs at full speed. */
+    SCB_EnableICache();
+    SCB_EnableDCache();
+    nd_cycle_counter_start();
+}
+
+void nd_board_uart_write(const uint8_t *data, size_t n)
+{
+    /* Newer SDKs return status_t, older ones void; the blocking write cannot fail without a timeout set. */
+    (void)LPUART_WriteBlocking(ND_LPUART, data, n);
+}
+
+int nd_board_uart_read(void)
+{
+    uint32_t flags = LPUART_GetStatusFlags(ND_LPUART);
+    /* An overrun stops reception until cleared; the lost bytes show up as a bad frame on the host side. */
+    if ((flags & (uint32_t)kLPUART_RxOverrunFlag) != 0u) {
+        (void)LPUART_ClearStatusFlags(ND_LPUART, (uint32_t)kLPUART_RxOverrunFlag);
+    }
+    if ((flags & (uint32_t)kLPUART_RxDataRegFullFlag) == 0u) {
+        return -1;
+    }
+    return (int)LPUART_ReadByte(ND_LPUART);
+}
+
+uint32_t nd_board_timer_now(void)
+{
+    return DWT->CYCCNT;
+}
+
+void nd_board_exit(int code)
+{
+    (void)code;
+    /* Nothing to return to on hardware: wait for the debugger or a reset. */
+    __disable_irq();
+    for (;;) {
+        __WFI();
+    }
+}

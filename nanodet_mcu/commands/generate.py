@@ -1,0 +1,26 @@
+"""`nanodet-mcu generate`: a self-contained firmware project for a board from an int8 NanoDet .tflite."""
+from nanodet_mcu import boards
+
+
+def add_arguments(p):
+    p.add_argument("--board", required=True, choices=boards.names(), help="target board (nanodet_mcu/boards/*.toml)")
+    p.add_argument("--model", required=True, metavar="MODEL", help="int8 NanoDet .tflite")
+    p.add_argument("--engine", choices=boards.ENGINES,
+                   help="inference engine (default: the board's, tflm for the RT boards, aot for mps2-an500)")
+    p.add_argument("--out", metavar="DIR", help="project directory (default: build/<board>-<engine>/)")
+    p.add_argument("--embed-images", nargs="+", default=[], metavar="IMG",
+                   help="images stored in flash (resized to 320x320 RGB888) for on-device runs without upload")
+    p.add_argument("--force", action="store_true", help="replace a non-empty directory generate did not create")
+
+
+def run(args) -> int:
+    from nanodet_mcu.generate import generate
+
+    project = generate(args.board, args.model, engine=args.engine, out_dir=args.out,
+                       embed_images=args.embed_images, force=args.force)
+    print(f"{project.out_dir}: {project.board} project, {project.engine} engine, {len(project.files)} files")
+    print(f"  {project.placement.describe()}")
+    flash = ", ".join(f"{k} {v:,}" for k, v in sorted(project.flash_bytes.items()))
+    print(f"  flash (large constants): {flash} bytes")
+    print(f"  build: {project.out_dir}/build.sh   (or: nanodet-mcu build {project.out_dir})")
+    return 0

@@ -1,0 +1,258 @@
+"""Render a self-contained firmware project for a board from a .tflite (see docs/architecture.md, contracts.md).
+
+The project is rendered into a temporary directory next to the destination and moved into place only when complete,
+so a failure never leaves half a project.  Rendering is deterministic: the same inputs give a byte-identical tree.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nanodet_mcu import FIRMWARE_DIR, TEMPLATES_DIR, __version__, boards, model_info, preprocess, spec
+from nanodet_mcu.c_array import hex_bytes, int_values
+from nanodet_mcu.errors import NanodetError
+from nanodet_mcu.placement import Placement, place_arena
+
+MANIFEST = "project.json"
+# TFLM's arena figure is measured on the host (64-bit pointers make its bookkeeping structs larger than on the
+# Cortex-M7), so it already over-covers the device; the margin absorbs allocator alignment and version differences.
+TFLM_ARENA_MARGIN = 16 * 1024
+ELF = "build/nanodet.elf"  # what every family's build.sh produces, relative to the project
+
+
+@dataclass
+class Project:
+    out_dir: Path
+    board: str
+    engine: str
+    arena_bytes: int
+    placement: Placement
+    files: list[str] = field(default_factory=list)
+    flash_bytes: dict[str, int] = field(default_factory=dict)  # estimate of the big read-only items
+
+    @property
+    def warning(self) -> str | None:
+        return self.placement.warning
+
+
+def default_out_dir(board: str, engine: str) -> Path:
+    return Path("build") / f"{board}-{engine}"
+
+
+def float_bits(value: float) -> str:
+    """IEEE-754 float32 bits of value as a C hex literal (the device reports quantisation without float)."""
+    return f"0x{struct.unpack('<I', struct.pack('<f', float(value)))[0]:08x}u"
+
+
+def _jinja_env():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                              autoescape=False)
+
+
+def check_destination(out_dir: Path, force: bool) -> None:
+    """Refuse a non-empty directory that generate did not create, unless forced."""
+    if not out_dir.exists():
+        return
+    if out_dir.resolve() in (Path.cwd().resolve(), *Path.cwd().resolve().parents):
+        raise NanodetError(f"{out_dir} is the current directory or contains it; choose a project directory below it")
+    if not out_dir.is_dir():
+        raise NanodetError(f"{out_dir} exists and is not a directory")
+    if force or not any(out_dir.iterdir()):
+        return
+    manifest = out_dir / MANIFEST
+    try:
+        ours = str(json.loads(manifest.read_text()).get("generated_by", "")).startswith("nanodet-mcu ")
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours:
+        raise NanodetError(f"{out_dir} is not empty and was not made by nanodet-mcu generate (no {MANIFEST} of "
+                           "ours); choose another --out or pass --force to replace it")
+
+
+def c_int(value: int) -> str:
+    """An int as a macro body: negatives in parentheses so `x-ND_FOO` never pastes into `x--14`."""
+    return f"({value})" if value < 0 else str(value)
+
+
+def _quant_defines(layout: model_info.NanodetLayout) -> dict:
+    return {
+        "input_zp": c_int(layout.input.zero_point), "input_scale_bits": float_bits(layout.input.scale),
+        "scores_zp": c_int(layout.scores.zero_point), "scores_scale_bits": float_bits(layout.scores.scale),
+        "boxes_zp": c_int(layout.boxes.zero_point), "boxes_scale_bits": float_bits(layout.boxes.scale),
+        "scores_index": layout.scores_index, "boxes_index": layout.boxes_index,
+        "input_scale": repr(layout.input.scale), "scores_scale": repr(layout.scores.scale),
+        "boxes_scale": repr(layout.boxes.scale),
+    }
+
+
+def _post_params_initializer(layout: model_info.NanodetLayout) -> str:
+    try:
+        from nanodet_mcu import postprocess_fixed
+    except ImportError as exc:
+        raise NanodetError(f"nanodet_mcu.postprocess_fixed is not available ({exc}); it renders nd_post_params") \
+            from exc
+    return postprocess_fixed.params_for(layout, spec.SCORE_THRESHOLD, spec.IOU_THRESHOLD,
+                                        spec.MAX_DETECTIONS).c_initializer()
+
+
+def _images(paths: list[Path]) -> list[dict]:
+    out, seen = [], set()
+    for path in paths:
+        rgb = preprocess.resize_rgb(preprocess.load_rgb(path))
+        name = Path(path).name
+        if name in seen:
+            raise NanodetError(f"two embedded images are named {name}; names must be unique")
+        seen.add(name)
+        out.append({"name": name, "hex": hex_bytes(rgb.tobytes())})
+    return out
+
+
+def _tflm_engine(info: model_info.ModelInfo, tmp: Path) -> tuple[int, dict, dict]:
+    from nanodet_mcu.tflm_ops import resolver_methods
+
+    ops = resolver_methods(info.ops)
+    host = model_info.tflm_arena_bytes(info.data)
+    arena = -(-(host + TFLM_ARENA_MARGIN) // 16) * 16
+    ctx = {"ops": ops, "model_hex": hex_bytes(info.data), "model_len": info.size,
+           "arena_note": f"tflite-micro host measurement {host} bytes + {TFLM_ARENA_MARGIN} bytes margin"}
+    return arena, ctx, {"model_data": info.size}
+
+
+def _aot_engine(info: model_info.ModelInfo, tmp: Path) -> tuple[int, dict, dict]:
+    try:
+        from nanodet_mcu import aot
+    except ImportError as exc:
+        raise NanodetError(f"the AOT engine (nanodet_mcu.aot) is not available ({exc}); use --engine tflm") from exc
+    result = aot.emit_c(info, tmp)
+    missing = [f for f in ("nd_model.c", "nd_model.h") if not (tmp / f).is_file()]
+    if missing:
+        raise NanodetError(f"the AOT emitter did not write {', '.join(missing)}")
+    ctx = {"arena_note": "exact static size from the AOT planner (AotResult.arena_bytes)"}
+    return int(result.arena_bytes), ctx, {"aot_constants": int(getattr(result, "flash_bytes", 0)) or info.size}
+
+
+ENGINES = {"tflm": _tflm_engine, "aot": _aot_engine}
+
+
+def _render_dir(env, sub: str, dest: Path, ctx: dict, written: list[str]) -> None:
+    for tpl in sorted((TEMPLATES_DIR / sub).glob("*.j2")):
+        name = tpl.name[:-3]
+        if (dest / name).exists():
+            raise NanodetError(f"templates/{sub}/{tpl.name} would overwrite {name} (also written by another part)")
+        text = env.get_template(f"{sub}/{tpl.name}").render(**ctx)
+        (dest / name).write_text(text)
+        if name.endswith(".sh"):
+            (dest / name).chmod(0o755)
+        written.append(name)
+
+
+def _copy_layer(src: Path, dest: Path, written: list[str]) -> None:
+    if not src.is_dir():
+        raise NanodetError(f"firmware directory {src} is missing")
+    for f in sorted(src.iterdir()):
+        if f.is_file() and not f.name.startswith("."):
+            if (dest / f.name).exists():
+                raise NanodetError(f"{f} would overwrite the generated {f.name}")
+            shutil.copyfile(f, dest / f.name)
+            written.append(f.name)
+
+
+def _sources(files: list[str]) -> dict[str, list[str]]:
+    by_kind = {"c": [], "cxx": [], "asm": []}
+    for f in sorted(files):
+        suffix = Path(f).suffix
+        if suffix == ".c":
+            by_kind["c"].append(f)
+        elif suffix in (".cc", ".cpp"):
+            by_kind["cxx"].append(f)
+        elif suffix in (".S", ".s"):
+            by_kind["asm"].append(f)
+    return by_kind
+
+
+def generate(board_name: str, model: str | Path, engine: str | None = None, out_dir: str | Path | None = None,
+             embed_images: list[str | Path] = (), force: bool = False, log=None) -> Project:
+    """Render the project; returns what was written.  Warnings (arena in SDRAM) also go to `log` (stderr)."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    board = boards.load(board_name)
+    engine = engine or board.default_engine
+    if engine not in board.engines:
+        raise NanodetError(f"board {board.name} supports engines {', '.join(board.engines)}, not '{engine}'")
+    info = model_info.load(model)
+    layout = model_info.nanodet_layout(info)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(board.name, engine)
+    check_destination(out, force)
+    post_params = _post_params_initializer(layout)
+    images = _images([Path(p) for p in embed_images])
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        arena, engine_ctx, flash = ENGINES[engine](info, tmp)
+        placement = place_arena(arena, board.memory, board.name)
+        written = [f.name for f in sorted(tmp.iterdir())]  # the engine's own output (nd_model.c/h)
+        lut = preprocess.input_lut(layout.input.scale, layout.input.zero_point)
+        flash["images"] = len(images) * spec.INPUT_SIZE * spec.INPUT_SIZE * 3
+        flash["input_lut"] = lut.size
+        flash_size = board.data["flash"]["size"]
+        if sum(flash.values()) > flash_size:
+            raise NanodetError(f"model constants and {len(images)} embedded image(s) need {sum(flash.values())} bytes, "
+                               f"more than the {flash_size} bytes of {board.data['flash']['name']}; embed fewer images")
+        ctx = {
+            "version": __version__, "board": board.data, "engine": engine, "model_sha256": info.sha256,
+            "model_name": Path(info.path).name, "model_bytes": info.size, "quant": _quant_defines(layout),
+            "lut_rows": [int_values(row) for row in lut], "post_params": post_params, "max_detections":
+            spec.MAX_DETECTIONS, "input_size": spec.INPUT_SIZE, "images": images, "arena_bytes": arena,
+            "arena_region": placement.region, "arena_warning": placement.warning, "arena_text": placement.describe(),
+            "elf": ELF, **engine_ctx,
+        }
+        env = _jinja_env()
+        _render_dir(env, "common", tmp, ctx, written)
+        _render_dir(env, f"engine-{engine}", tmp, ctx, written)
+        _copy_layer(FIRMWARE_DIR / "common", tmp, written)
+        _copy_layer(board.layer_dir, tmp, written)
+        ctx["sources"] = _sources(written)
+        _render_dir(env, board.family, tmp, ctx, written)
+        manifest = {"board": board.name, "engine": engine, "model_sha256": info.sha256, "arena_bytes": arena,
+                    "arena_region": placement.region.name, "elf": ctx["elf"],
+                    "generated_by": f"nanodet-mcu {__version__}", "flash_bytes_estimate": flash,
+                    "files": sorted(written + [MANIFEST])}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        _normalise_modes(tmp)
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if placement.warning:
+        log(f"nanodet-mcu generate: {placement.warning}")
+    return Project(out, board.name, engine, arena, placement, sorted(manifest["files"]), flash)
+
+
+def _normalise_modes(tree: Path) -> None:
+    """Same permissions whatever wrote the file (mkdtemp and atomic writers make 0600/0700)."""
+    os.chmod(tree, 0o755)
+    for f in tree.iterdir():
+        os.chmod(f, 0o755 if f.suffix == ".sh" else 0o644)
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+        try:
+            tmp.rename(out)
+        except OSError:
+            old.rename(out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)

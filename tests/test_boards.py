@@ -1,0 +1,92 @@
+"""Board files: every shipped board loads and validates; the facts the firmware depends on are right."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from nanodet_mcu import FIRMWARE_DIR, boards
+from nanodet_mcu.errors import NanodetError
+from nanodet_mcu.placement import place_arena
+
+
+def test_known_boards():
+    assert boards.names() == ["mps2-an500", "rt1050", "rt1170"]
+
+
+@pytest.mark.parametrize("name", ["mps2-an500", "rt1050", "rt1170"])
+def test_board_loads_with_a_layer(name):
+    board = boards.load(name)
+    assert board.name == name
+    assert board.layer_dir.is_dir(), f"board layer {board.layer_dir} missing"
+    assert board.default_engine in board.engines
+    ranks = [r.speed_rank for r in board.memory]
+    assert ranks == sorted(ranks)
+
+
+def test_board_facts():
+    rt1170, rt1050, qemu = boards.load("rt1170"), boards.load("rt1050"), boards.load("mps2-an500")
+    assert (rt1170.clock_hz, rt1050.clock_hz, qemu.clock_hz) == (996_000_000, 600_000_000, 25_000_000)
+    assert (rt1170.default_engine, rt1050.default_engine, qemu.default_engine) == ("tflm", "tflm", "aot")
+    assert rt1170.data["timer"] == {"kind": "dwt-cycles", "units_per_tick": 1}
+    assert qemu.data["timer"] == {"kind": "systick-instructions", "units_per_tick": 40}
+    assert rt1170.data["sdk"]["boards"] == ["evkmimxrt1170", "evkbmimxrt1170"]
+    assert rt1050.data["sdk"]["boards"] == ["evkbimxrt1050"]
+    assert rt1170.data["sdk"]["linker_script"].endswith("MIMXRT1176xxxxx_cm7_flexspi_nor_sdram.ld")
+    assert {r.name: r.linker_region for r in rt1170.memory} == {"DTCM": "m_data2", "OCRAM1+2": "nd_ocram",
+                                                                 "SDRAM": "m_data"}
+    assert [r.define_region for r in rt1170.memory] == [False, True, False]
+    for b in (rt1170, rt1050):
+        assert b.data["uart"]["name"] == "LPUART1" and b.data["uart"]["baud"] == 115200
+    assert (FIRMWARE_DIR / "mps2-an500" / qemu.data["build"]["linker_script"]).is_file()
+
+
+def test_unknown_board_lists_the_known_ones():
+    with pytest.raises(NanodetError, match="unknown board 'rt9999'.*mps2-an500"):
+        boards.load("rt9999")
+
+
+def test_validation_names_the_problem():
+    data = copy.deepcopy(boards.load("rt1170").data)
+    del data["memory"][0]["speed_rank"]
+    with pytest.raises(NanodetError, match="missing key 'speed_rank'"):
+        boards.validate(data, "x.toml")
+    data = copy.deepcopy(boards.load("rt1170").data)
+    data["core"]["clock_hz"] = "fast"
+    with pytest.raises(NanodetError, match="'clock_hz' must be int"):
+        boards.validate(data, "x.toml")
+    data = copy.deepcopy(boards.load("mps2-an500").data)
+    data["family"] = "iar"
+    with pytest.raises(NanodetError, match="unknown family 'iar'"):
+        boards.validate(data, "x.toml")
+    data = copy.deepcopy(boards.load("mps2-an500").data)
+    data["default_engine"] = "glow"
+    with pytest.raises(NanodetError, match="engines"):
+        boards.validate(data, "x.toml")
+
+
+# Arena placement: the fastest region whose free space holds the arena; loud when it is external.
+@pytest.mark.parametrize("board,arena,region,warned", [
+    ("rt1170", 100_000, "DTCM", False),
+    ("rt1170", 300_000, "OCRAM1+2", False),  # too big for 256 KB DTCM
+    ("rt1170", 921_600, "OCRAM1+2", False),  # AOT arena of the NXP model
+    ("rt1170", 1_048_577, "SDRAM", True),
+    ("rt1170", 1_326_720, "SDRAM", True),  # TFLM arena of the NXP model
+    ("rt1050", 100_000, "DTCM", False),
+    ("rt1050", 200_000, "OCRAM", False),  # too big for 128 KB DTCM
+    ("rt1050", 300_000, "SDRAM", True),  # too big for 256 KB OCRAM
+    ("mps2-an500", 1_326_720, "SSRAM2/3", False),
+])
+def test_arena_placement(board, arena, region, warned):
+    b = boards.load(board)
+    p = place_arena(arena, b.memory, board)
+    assert p.region.name == region
+    assert (p.warning is not None) == warned
+    if warned:
+        assert "does not fit in on-chip RAM" in p.warning and "SDRAM" in p.warning
+        assert [r.name for r in p.skipped] == [r.name for r in b.memory if not r.external]
+
+
+def test_arena_too_big_for_every_region():
+    with pytest.raises(NanodetError, match="fits in no memory region of mps2-an500"):
+        place_arena(5 * 1024 * 1024, boards.load("mps2-an500").memory, "mps2-an500")

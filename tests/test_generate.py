@@ -1,0 +1,256 @@
+"""`nanodet-mcu generate`: rendered projects for every board, both engines and both models, checked file by file."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nanodet_mcu import FIRMWARE_DIR, __version__, boards, c_array, cli, generate, model_info, preprocess
+from nanodet_mcu.errors import NanodetError
+from nanodet_mcu.tflm_ops import resolver_methods
+
+CASES = [("mps2-an500", "aot"), ("mps2-an500", "tflm"), ("rt1170", "tflm"), ("rt1170", "aot"),
+         ("rt1050", "tflm"), ("rt1050", "aot")]
+_PROJECTS: dict = {}
+
+
+@pytest.fixture(params=["nxp_model_path", "our_model_path"], ids=["nxp", "ours"], scope="module")
+def model_path(request) -> Path:
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """Generate (board, engine, model) once per module; returns a function (board, engine, model) -> Project."""
+    def make(board: str, engine: str, model: Path, images=()):
+        key = (board, engine, str(model), tuple(map(str, images)))
+        if key not in _PROJECTS:
+            out = tmp_path_factory.mktemp(f"{board}-{engine}") / "proj"
+            warnings: list[str] = []
+            p = generate.generate(board, model, engine=engine, out_dir=out, embed_images=images, log=warnings.append)
+            _PROJECTS[key] = (p, warnings)
+        return _PROJECTS[key]
+    return make
+
+
+def _tree(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_mode & 0o777) for p in sorted(root.iterdir())}
+
+
+@pytest.mark.parametrize("board,engine", CASES)
+def test_project_contents(project, model_path, board, engine):
+    p, warnings = project(board, engine, model_path)
+    info = model_info.load(model_path)
+    layout = model_info.nanodet_layout(info)
+    out = p.out_dir
+    manifest = json.loads((out / "project.json").read_text())
+    assert manifest["board"] == board and manifest["engine"] == engine
+    assert manifest["model_sha256"] == info.sha256
+    assert manifest["generated_by"] == f"nanodet-mcu {__version__}"
+    assert manifest["arena_bytes"] == p.arena_bytes and manifest["arena_region"] == p.placement.region.name
+    assert manifest["elf"] == "build/nanodet.elf"
+    assert sorted(f.name for f in out.iterdir()) == manifest["files"]
+
+    cfg = (out / "nd_model_config.h").read_text()
+    assert f'#define ND_MODEL_SHA256_HEX "{info.sha256}"' in cfg
+    assert f'#define ND_ENGINE_NAME "{engine}"' in cfg
+    assert f"#define ND_INPUT_ZERO_POINT {generate.c_int(layout.input.zero_point)}\n" in cfg
+    assert f"#define ND_INPUT_SCALE_BITS {generate.float_bits(layout.input.scale)}" in cfg
+    assert f"#define ND_SCORES_SCALE_BITS {generate.float_bits(layout.scores.scale)}" in cfg
+    assert f"#define ND_BOXES_ZERO_POINT {generate.c_int(layout.boxes.zero_point)}\n" in cfg
+    assert f"#define ND_ARENA_BYTES {p.arena_bytes}u" in cfg
+    b = boards.load(board)
+    bcfg = (out / "nd_board_config.h").read_text()
+    assert f'#define ND_BOARD_NAME "{board}"' in bcfg
+    assert f"#define ND_CORE_CLOCK_HZ {b.clock_hz}u" in bcfg
+    assert f"#define ND_TIMER_UNITS_PER_TICK {b.data['timer']['units_per_tick']}u" in bcfg
+
+    for src in [*(FIRMWARE_DIR / "common").iterdir(), *b.layer_dir.iterdir()]:
+        assert (out / src.name).read_bytes() == src.read_bytes(), f"{src.name} not copied verbatim"
+    expected = {"aot": {"engine_aot.c", "nd_model.c", "nd_model.h"},
+                "tflm": {"engine_tflm.cc", "model_data.c", "model_data.h"}}[engine]
+    assert expected <= set(manifest["files"])
+    assert ("Makefile" if b.family == "gcc-make" else "CMakeLists.txt") in manifest["files"]
+    readme = (out / "README.md").read_text()
+    if p.placement.region.external:
+        assert p.warning and warnings == [f"nanodet-mcu generate: {p.warning}"]
+        assert p.warning in readme
+    else:
+        assert warnings == [] and "WARNING" not in readme
+
+
+def test_rt1170_defines_the_ocram_region_it_places_the_arena_in(project, nxp_model_path):
+    p, _ = project("rt1170", "aot", nxp_model_path)
+    assert p.placement.region.name == "OCRAM1+2" and p.warning is None
+    cmake = (p.out_dir / "CMakeLists.txt").read_text()
+    assert "nd_ocram (RW) : ORIGIN = 0x20240000, LENGTH = 0x00100000" in cmake
+    assert "KEEP(*(.nd_arena))\\n  } > nd_ocram" in cmake
+    sdram = project("rt1170", "tflm", nxp_model_path)[0]
+    assert sdram.placement.region.name == "SDRAM"
+    assert "nd_ocram (RW)" not in (sdram.out_dir / "CMakeLists.txt").read_text()
+
+
+def test_rt_uart_carries_only_the_protocol(project, nxp_model_path):
+    p, _ = project("rt1170", "tflm", nxp_model_path)
+    cmake = (p.out_dir / "CMakeLists.txt").read_text()
+    assert "SDK_DEBUGCONSOLE_UART" not in cmake  # it would send stdio (printf, TFLM logs) over the link
+    assert "ND_TFLM_DEBUG_LOG_SINK" in cmake and "option(ND_TFLM_PREBUILT" in cmake
+    assert "#if defined(ND_TFLM_DEBUG_LOG_SINK)" in (p.out_dir / "engine_tflm.cc").read_text()
+
+
+def test_float_bits_and_ints():
+    assert generate.c_int(-14) == "(-14)" and generate.c_int(18) == "18"
+    assert generate.float_bits(1.0) == "0x3f800000u"
+    assert generate.float_bits(1 / 256) == "0x3b800000u"
+
+
+def test_input_lut_is_the_preprocess_table(project, nxp_model_path):
+    p, _ = project("mps2-an500", "aot", nxp_model_path)
+    layout = model_info.nanodet_layout(model_info.load(nxp_model_path))
+    text = (p.out_dir / "nd_model_config.c").read_text()
+    body = text[text.index("nd_input_lut[3][256] = {"):text.index("};")]
+    values = [int(v) for v in re.findall(r"-?\d+", re.sub(r"/\*.*?\*/", "", body.split("=", 1)[1]))]
+    expected = preprocess.input_lut(layout.input.scale, layout.input.zero_point)
+    assert np.array_equal(np.array(values, np.int8).reshape(3, 256), expected)
+    assert "const nd_post_params_t nd_post_params = {" in text
+
+
+@pytest.mark.parametrize("board", ["rt1170", "mps2-an500"])
+def test_model_data_round_trips(project, model_path, board):
+    p, _ = project(board, "tflm", model_path)
+    data = Path(model_path).read_bytes()
+    text = (p.out_dir / "model_data.c").read_text()
+    assert c_array.parse_hex_bytes(text) == data
+    assert f"nd_model_data[{len(data)}]" in text and f"nd_model_data_len = {len(data)}u" in text
+    assert "ND_ALIGN16 const uint8_t nd_model_data" in text
+
+
+def test_op_resolver_has_exactly_the_models_ops(project, model_path):
+    p, _ = project("rt1170", "tflm", model_path)
+    info = model_info.load(model_path)
+    text = (p.out_dir / "engine_tflm.cc").read_text()
+    methods = re.findall(r"resolver->(Add\w+)\(\)", text)
+    assert methods == [m for _, m in resolver_methods(info.ops)]
+    assert len(set(methods)) == len(set(info.ops)) == len(methods)
+    assert f"constexpr int kNumOps = {len(set(info.ops))};" in text
+
+
+def test_unknown_op_is_refused_by_name():
+    with pytest.raises(NanodetError, match="FANCY_OP"):
+        resolver_methods(["CONV_2D", "FANCY_OP", "ADD"])
+    assert resolver_methods(["PAD", "ADD", "PAD"]) == [("ADD", "AddAdd"), ("PAD", "AddPad")]
+
+
+def test_nxp_model_ops_all_have_resolver_methods(nxp_model_path):
+    ops = {op for op, _ in resolver_methods(model_info.load(nxp_model_path).ops)}
+    assert ops == {"ADD", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "LEAKY_RELU", "LOGISTIC", "MAX_POOL_2D",
+                   "PAD", "RESHAPE", "RESIZE_BILINEAR", "SLICE", "SPLIT", "TRANSPOSE"}
+
+
+def test_rendering_is_deterministic(nxp_model_path, example_image, tmp_path):
+    trees = []
+    for i in range(2):
+        out = tmp_path / f"p{i}"
+        generate.generate("mps2-an500", nxp_model_path, out_dir=out, embed_images=[example_image], log=lambda m: None)
+        trees.append(_tree(out))
+    assert trees[0] == trees[1]
+    # Regenerating over our own project needs no --force and gives the same bytes again.
+    generate.generate("mps2-an500", nxp_model_path, out_dir=tmp_path / "p0", embed_images=[example_image],
+                      log=lambda m: None)
+    assert _tree(tmp_path / "p0") == trees[0]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary directories left behind"
+
+
+def test_embedded_images(project, nxp_model_path, example_image):
+    p, _ = project("mps2-an500", "aot", nxp_model_path, images=(example_image,))
+    text = (p.out_dir / "nd_images.c").read_text()
+    assert "#define ND_NUM_IMAGES 1" in (p.out_dir / "nd_images.h").read_text()
+    rgb = preprocess.resize_rgb(preprocess.load_rgb(example_image))
+    body = text[text.index("nd_image_0["):]
+    assert c_array.parse_hex_bytes(body[:body.index("};") + 2]) == rgb.tobytes()
+    assert f'"{example_image.name}"' in text
+    assert p.flash_bytes["images"] == 320 * 320 * 3
+
+
+def test_no_images_renders_null_tables(project, nxp_model_path):
+    p, _ = project("mps2-an500", "aot", nxp_model_path)
+    assert "#define ND_NUM_IMAGES 0" in (p.out_dir / "nd_images.h").read_text()
+    assert "nd_images[] = {NULL}" in (p.out_dir / "nd_images.c").read_text()
+
+
+def test_foreign_directory_is_refused_without_force(nxp_model_path, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(NanodetError, match="not made by nanodet-mcu generate.*--force"):
+        generate.generate("mps2-an500", nxp_model_path, out_dir=out, log=lambda m: None)
+    assert (out / "notes.txt").read_text() == "keep me"
+    generate.generate("mps2-an500", nxp_model_path, out_dir=out, force=True, log=lambda m: None)
+    assert not (out / "notes.txt").exists() and (out / "project.json").exists()
+
+
+def test_failure_leaves_nothing_behind(nxp_model_path, tmp_path, monkeypatch):
+    def broken(info, tmp):
+        (tmp / "nd_model.c").write_text("half")
+        raise NanodetError("emitter broke")
+    monkeypatch.setitem(generate.ENGINES, "aot", broken)
+    with pytest.raises(NanodetError, match="emitter broke"):
+        generate.generate("mps2-an500", nxp_model_path, out_dir=tmp_path / "out", log=lambda m: None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_non_nanodet_model_is_refused_with_the_reason(nxp_model_path, tmp_path, monkeypatch):
+    info = model_info.load(nxp_model_path)
+    wrong = dataclasses.replace(info.outputs[0], shape=(1, 10, 10, 81))
+    monkeypatch.setattr(generate.model_info, "load", lambda path: dataclasses.replace(info, outputs=[wrong,
+                                                                                                     info.outputs[1]]))
+    with pytest.raises(NanodetError, match="not an int8 NanoDet stride-32 model: output shapes"):
+        generate.generate("rt1170", nxp_model_path, out_dir=tmp_path / "out", log=lambda m: None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_flash_overflow_is_refused(nxp_model_path, example_image, tmp_path, monkeypatch):
+    data = dict(boards.load("mps2-an500").data, flash={"name": "tiny flash", "size": 1_000_000})
+    monkeypatch.setattr(generate.boards, "load", lambda name: boards.Board("mps2-an500", data))
+    second = tmp_path / "second.jpg"
+    second.write_bytes(example_image.read_bytes())
+    with pytest.raises(NanodetError, match="more than the 1000000 bytes of tiny flash"):
+        generate.generate("mps2-an500", nxp_model_path, out_dir=tmp_path / "o", embed_images=[example_image, second],
+                          log=lambda m: None)
+    assert [p.name for p in tmp_path.iterdir()] == ["second.jpg"]
+
+
+def test_engine_must_be_supported_by_the_board(nxp_model_path, tmp_path, monkeypatch):
+    data = dict(boards.load("rt1050").data, engines=["tflm"])
+    monkeypatch.setattr(generate.boards, "load", lambda name: boards.Board("rt1050", data))
+    with pytest.raises(NanodetError, match="supports engines tflm, not 'aot'"):
+        generate.generate("rt1050", nxp_model_path, engine="aot", out_dir=tmp_path / "o", log=lambda m: None)
+
+
+def test_cli(nxp_model_path, tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert cli.main(["generate", "--board", "rt1050", "--model", str(nxp_model_path), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "rt1050 project, tflm engine" in captured.out and "SDRAM" in captured.out
+    assert "WARNING" in captured.err and "SDRAM" in captured.err
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "x").write_text("x")
+    assert cli.main(["generate", "--board", "rt1050", "--model", str(nxp_model_path),
+                     "--out", str(tmp_path / "foreign")]) == 1
+    assert "--force" in capsys.readouterr().err
+
+
+def test_default_out_dir():
+    assert generate.default_out_dir("rt1170", "tflm") == Path("build/rt1170-tflm")
+
+
+def test_current_directory_is_never_replaced(nxp_model_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep").write_text("x")
+    with pytest.raises(NanodetError, match="current directory"):
+        generate.generate("mps2-an500", nxp_model_path, out_dir=".", force=True, log=lambda m: None)
+    assert (tmp_path / "keep").exists()

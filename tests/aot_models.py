@@ -95,6 +95,8 @@ def _cases():
         "dw3x3_mult2": lambda: _dw((1, 6, 6, 3), 3, 1, "SAME", mult=2),
         "pad_dw_s2": lambda: _dw((1, 10, 10, 8), 3, 2, "VALID", pad=[[0, 0], [1, 1], [1, 1], [0, 0]]),
         "dw_leaky_pos": lambda: _dw((1, 6, 6, 4), 3, 1, "SAME", act=leaky(0.2), rng=(0.0, 3.0)),
+        "dw3x3_simd_s1_leaky": lambda: _dw((1, 7, 9, 12), 3, 1, "SAME", act=leaky(0.1)),
+        "dw3x3_simd_s2_same": lambda: _dw((1, 9, 8, 16), 3, 2, "SAME", rng=(-3.0, 1.0)),
         "maxpool_same_s2": lambda: _unary((1, 9, 11, 5), lambda x: tf.nn.max_pool2d(x, 3, 2, "SAME")),
         "maxpool_valid": lambda: _unary((1, 8, 9, 3), lambda x: tf.nn.max_pool2d(x, 2, 2, "VALID")),
         "pad_maxpool": lambda: _unary((1, 8, 8, 4), lambda x: tf.nn.max_pool2d(
@@ -118,6 +120,8 @@ def _cases():
         "transpose4d": lambda: _unary((1, 3, 5, 7), lambda x: tf.transpose(x, [0, 2, 3, 1])),
         "transpose5d_shuffle": lambda: _unary((1, 4, 5, 12), lambda x: tf.reshape(
             tf.transpose(tf.reshape(x, [1, 4, 5, 2, 6]), [0, 1, 2, 4, 3]), [1, 4, 5, 12])),
+        "transpose5d_shuffle_words": lambda: _unary((1, 3, 4, 16), lambda x: tf.reshape(
+            tf.transpose(tf.reshape(x, [1, 3, 4, 2, 8]), [0, 1, 2, 4, 3]), [1, 3, 4, 16])),
         "transpose5d_general": lambda: _unary((1, 2, 3, 4, 5), lambda x: tf.transpose(x, [0, 3, 1, 4, 2])),
         "resize_up_half_pixel": lambda: _unary((1, 5, 6, 4), lambda x: tf.compat.v1.image.resize_bilinear(
             x, [10, 12], half_pixel_centers=True)),

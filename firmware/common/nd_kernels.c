@@ -140,6 +140,10 @@ void nd_conv_pool_s8(const nd_conv_pool_params_t *p, const int8_t *in, int8_t *o
 
 void nd_dwconv_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out)
 {
+    if (p->wdw4 != NULL) {
+        nd_dwconv3x3_simd_s8(p, in, out);
+        return;
+    }
     if (nd_dwconv_fast_ok(p)) {
         nd_dwconv3x3_fast_s8(p, in, out);
         return;
@@ -214,6 +218,10 @@ void nd_add_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_
 {
     /* The output multiplier is positive, so SaturatingRoundingDoublingHighMul is (x*m + 2^30) >> 31 (see
      * nd_kernels_fast.c); RoundingDivideByPOT keeps its exact form. */
+    if (nd_add_fast_ok(p)) {
+        nd_add_fast_s8(p, a, b, out);
+        return;
+    }
     const int e = -p->shift;
     const int32_t mask = (int32_t)(((uint32_t)1 << e) - 1u);
     const int32_t n = (int32_t)p->out.h * p->out.w, c_n = p->out.c;
@@ -266,6 +274,7 @@ static void nd_interp(int32_t value, int32_t scale_10, int half_pixel, int32_t s
 void nd_resize_bilinear_s8(const nd_resize_params_t *p, const int8_t *in, int8_t *out)
 {
     const int32_t ih = p->in.h, iw = p->in.w, oh = p->out.h, ow = p->out.w;
+    const int c_n = p->out.c; /* a local: the byte stores could alias the parameter block */
     int32_t hs = ((1 << 10) * ih + oh / 2) / oh, ws = ((1 << 10) * iw + ow / 2) / ow;
     if (p->align_corners && oh > 1) {
         hs = ((1 << 10) * (ih - 1) + (oh - 1) / 2) / (oh - 1);
@@ -287,11 +296,11 @@ void nd_resize_bilinear_s8(const nd_resize_params_t *p, const int8_t *in, int8_t
             const int8_t *p00 = in + (y0 * iw + x0) * p->in.pstride, *p10 = in + (y1 * iw + x0) * p->in.pstride;
             const int8_t *p01 = in + (y0 * iw + x1) * p->in.pstride, *p11 = in + (y1 * iw + x1) * p->in.pstride;
             int8_t *o = out + (y * ow + x) * p->out.pstride;
-            for (int c = 0; c < p->out.c; ++c) {
+            for (int c = 0; c < c_n; ++c) {
                 const int32_t v = p00[c] * w00 + p10[c] * w10 + p01[c] * w01 + p11[c] * w11;
-                /* (v +- 2^19) / 2^20 truncating toward zero, as TFLM's int64 division */
-                const int32_t r = v > 0 ? v + (1 << 19) : v - (1 << 19);
-                o[c] = (int8_t)(r >= 0 ? r >> 20 : -((-r) >> 20));
+                /* (v +- 2^19) / 2^20 truncating toward zero, as TFLM's int64 division: floor((v + 2^19) / 2^20)
+                 * for v > 0, and for v <= 0 the ceiling of (v - 2^19) / 2^20, i.e. floor((v + 2^19 - 1) / 2^20) */
+                o[c] = (int8_t)((v + (1 << 19) - (v <= 0)) >> 20);
             }
         }
     }
@@ -309,9 +318,31 @@ void nd_lut_s8(const nd_fmap_t *in, const nd_fmap_t *out, const int8_t *lut, con
     }
 }
 
+/* d[2i] = a[i], d[2i+1] = b[i] for i < n (n a multiple of 4), a word of each source at a time: the byte
+ * interleave is masks and shifts (four bytes of a and b give the two output words a0 b0 a1 b1, a2 b2 a3 b3). */
+static void nd_interleave2_s8(const int8_t *a, const int8_t *b, int8_t *d, int32_t n)
+{
+    for (int32_t i = 0; i < n; i += 4, d += 8) {
+        uint32_t x, y;
+        memcpy(&x, a + i, 4);
+        memcpy(&y, b + i, 4);
+        const uint32_t even = (x & 0x00FF00FFu) | ((y << 8) & 0xFF00FF00u); /* a0 b0 a2 b2 */
+        const uint32_t odd = ((x >> 8) & 0x00FF00FFu) | (y & 0xFF00FF00u);  /* a1 b1 a3 b3 */
+        const uint32_t lo = (even & 0xFFFFu) | (odd << 16), hi = (even >> 16) | (odd & 0xFFFF0000u);
+        memcpy(d, &lo, 4);
+        memcpy(d + 4, &hi, 4);
+    }
+}
+
 void nd_copy_nd_s8(int ndim, const int32_t *dims, const int8_t *src, const int32_t *src_strides, int8_t *dst,
                    const int32_t *dst_strides)
 {
+    if (ndim == 2 && dims[1] == 2 && dst_strides[1] == 1 && dst_strides[0] == 2 && src_strides[0] == 1 &&
+        (dims[0] & 3) == 0) {
+        /* the channel shuffle's transpose: two channel runs interleaved pixel by pixel */
+        nd_interleave2_s8(src, src + src_strides[1], dst, dims[0]);
+        return;
+    }
     if (ndim > 2) {
         for (int32_t i = 0; i < dims[0]; ++i) {
             nd_copy_nd_s8(ndim - 1, dims + 1, src + i * src_strides[0], src_strides + 1, dst + i * dst_strides[0],

@@ -67,6 +67,14 @@ typedef struct {
     int16_t k4;
     const nd_rq_t *rq;        /* NULL: the general requantisation */
     const int8_t *wdw;        /* depthwise 3x3: weights channel-major [c][9] */
+    /* Doubled-accumulator requantisation (NULL: the forms above), proven exact by the generator for the layer:
+     * weights and bias are doubled (bias2 = 2 * bias_eff; conv: wx holds 2w) so that the high multiply is one
+     * rounding SMMULR, and rqo = {mult, round + (out_offset << rsh), rsh} folds the output offset in. */
+    const int32_t *bias2;
+    const nd_rq_t *rqo;
+    /* SIMD depthwise 3x3 (channels a multiple of 4, with bias2/rqo; NULL: the paths above): per block of 4
+     * channels and per tap, int16 (2w0,2w2,2w1,2w3). */
+    const int16_t *wdw4;
 } nd_conv_params_t;
 
 void nd_conv2d_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out);
@@ -131,6 +139,9 @@ int nd_conv2d_fast_ok(const nd_conv_params_t *p);
 void nd_conv2d_fast_row_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out_row, int oy);
 int nd_dwconv_fast_ok(const nd_conv_params_t *p);
 void nd_dwconv3x3_fast_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out);
+void nd_dwconv3x3_simd_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out);
+int nd_add_fast_ok(const nd_add_params_t *p);
+void nd_add_fast_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
 void nd_maxpool_fast_s8(const nd_pool_params_t *p, const int8_t *in, int8_t *out);
 void nd_maxpool_row_fast_s8(const nd_pool_params_t *q, const int8_t *const *rows, int8_t *out_row);
 

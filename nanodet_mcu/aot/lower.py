@@ -293,9 +293,11 @@ class Lowering:
             bias_data = b.data.reshape(-1).astype(np.int64)
         dw3x3 = depthwise and (kh, kw) == (3, 3) and out_c == x.shape[3] and \
             o["DilationHFactor"] == o["DilationWFactor"] == 1  # exactly nd_dwconv_fast_ok's conditions
-        fast = self._fast_conv_fields(w.data, bias_data, -x.zp, depthwise, out_c, dw3x3, (mult, shift))
+        fast = self._dw_simd_fields(w.data, bias_data, -x.zp, y.zp, out_c, mult, shift) if dw3x3 else None
+        if fast is None:
+            fast = self._fast_conv_fields(w.data, bias_data, -x.zp, y.zp, depthwise, out_c, dw3x3, (mult, shift))
         # the fast paths read only their own weight layout: the OHWI copy would be dead flash
-        fast_only = ".wx = " in fast or ".wdw = " in fast
+        fast_only = ".wx = " in fast or ".wdw = " in fast or ".wdw4 = " in fast
         weights = "NULL" if fast_only else self.const("int8_t", w.data.reshape(-1), "w")
         dm = o.get("DepthMultiplier", 1) or 1
         if depthwise:
@@ -347,10 +349,17 @@ class Lowering:
                 return False
         return True
 
-    def _fast_conv_fields(self, w: np.ndarray, bias: np.ndarray, in_offset: int, depthwise: bool, out_c: int,
-                          dw3x3: bool, requant: tuple[np.ndarray, np.ndarray]) -> str:
+    def _fast_conv_fields(self, w: np.ndarray, bias: np.ndarray, in_offset: int, out_offset: int, depthwise: bool,
+                          out_c: int, dw3x3: bool, requant: tuple[np.ndarray, np.ndarray]) -> str:
         """Constants of the fast paths: the bias with the input offset folded in and, for CONV_2D, the weights
         sign-extended into SMLAD operand order (see nd_conv_params_t.wx)."""
+        k = int(np.prod(w.shape[1:]))
+        k4 = -(-k // 4) * 4
+        doubled = None
+        if not depthwise and out_c % 4 == 0 and k4 <= 1152:
+            doubled = self._doubled_requant(w.reshape(out_c, k), bias, in_offset, out_offset, *requant)
+        if doubled is not None:  # weights doubled with the bias: the accumulator is 2 acc
+            return self._doubled_fields(doubled) + self._wx_fields(2 * w.reshape(out_c, k).astype(np.int16), k4)
         if depthwise:
             wsum = w.reshape(-1, out_c).astype(np.int64).sum(axis=0)
         else:
@@ -367,16 +376,61 @@ class Lowering:
             return fields
         if out_c % 4:
             return fields
-        k = int(np.prod(w.shape[1:]))
-        k4 = -(-k // 4) * 4
         if k4 > 1152:
             return ""
-        wk = np.zeros((out_c, k4), np.int16)
-        wk[:, :k] = w.reshape(out_c, k)
-        # per 4 taps (w0,w1,w2,w3) -> halfword pairs (w0,w2),(w1,w3); blocks of 4 output channels interleaved
-        g = wk.reshape(out_c // 4, 4, k4 // 4, 4)[..., [0, 2, 1, 3]]  # (block, oc in block, group, 4)
+        return fields + self._wx_fields(w.reshape(out_c, k).astype(np.int16), k4)
+
+    def _wx_fields(self, wk: np.ndarray, k4: int) -> str:
+        """nd_conv_params_t.wx from (out_c, K) weights: per 4 taps (w0,w1,w2,w3) -> halfword pairs (w0,w2),(w1,w3);
+        blocks of 4 output channels interleaved."""
+        out_c, k = wk.shape
+        wp = np.zeros((out_c, k4), np.int16)
+        wp[:, :k] = wk
+        g = wp.reshape(out_c // 4, 4, k4 // 4, 4)[..., [0, 2, 1, 3]]  # (block, oc in block, group, 4)
         wx = g.transpose(0, 2, 1, 3).reshape(-1)
-        return fields + f", .wx = {self.const('int16_t', wx, 'wx')}, .k4 = {k4}"
+        return f", .wx = {self.const('int16_t', wx, 'wx')}, .k4 = {k4}"
+
+    @staticmethod
+    def _doubled_requant(wk, bias, in_offset, out_offset, mult, shift):
+        """(bias2, rqo) of the doubled-accumulator requantisation (see nd_conv_params_t.rqo) for weights wk
+        (out_c, K), or None when its bounds do not hold: |2 acc| < 2^31 and |h| + round + |out_offset << rsh| <
+        2^31, with |acc| <= |bias| + 255 * sum|w| since (x + in_offset) is within [-255, 255]."""
+        if np.any(shift >= 0):
+            return None
+        wk = wk.astype(np.int64)
+        bound = np.abs(bias) + 255 * np.abs(wk).sum(axis=1)
+        rsh = (-shift).astype(np.int64)
+        h_bound = bound * mult.astype(np.int64) // (1 << 31) + 2
+        # a channel whose every reachable h rounds to 0 (|h| < 2^(rsh-1)) outputs the offset: mult 0 and rsh 1 say
+        # the same without the huge (out_offset << rsh) of a tiny-scale channel
+        const = h_bound < (np.int64(1) << (rsh - 1))
+        mult = np.where(const, 0, mult)
+        rsh = np.where(const, 1, rsh)
+        h_bound = np.where(const, 0, h_bound)
+        rnd = (np.int64(1) << (rsh - 1)) + (np.int64(out_offset) << rsh)
+        if np.any(2 * bound >= (1 << 31)) or np.any(h_bound + np.abs(rnd) + 1 >= (1 << 31)):
+            return None
+        eff = 2 * (bias + in_offset * wk.sum(axis=1))
+        eff = ((eff + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)  # int32 wrap, as the C accumulation
+        return eff, np.stack([mult.astype(np.int64), rnd, rsh], axis=1).astype(np.int32).reshape(-1)
+
+    def _doubled_fields(self, doubled) -> str:
+        bias2, rq = doubled
+        return (f", .bias2 = {self.const('int32_t', bias2, 'b2')}, "
+                f".rqo = (const nd_rq_t *)(const void *){self.const('int32_t', rq, 'rqo')}")
+
+    def _dw_simd_fields(self, w, bias, in_offset, out_offset, out_c, mult, shift) -> str | None:
+        """Constants of nd_dwconv3x3_simd_s8 (see nd_conv_params_t.wdw4), or None when its preconditions or
+        its overflow bounds do not hold."""
+        if out_c % 4 or out_c > 256:
+            return None
+        w9 = w.reshape(9, out_c).astype(np.int64)
+        doubled = self._doubled_requant(w9.T, bias, in_offset, out_offset, mult, shift)
+        if doubled is None:
+            return None
+        # per block of 4 channels and per tap: (2w0, 2w2, 2w1, 2w3), the SXTB16 lane order
+        w4 = (2 * w9).reshape(9, out_c // 4, 4)[:, :, [0, 2, 1, 3]].transpose(1, 0, 2).reshape(-1)
+        return f", .wdw4 = {self.const('int16_t', w4, 'w4')}" + self._doubled_fields(doubled)
 
     def _rq_table(self, w, bias, depthwise, out_c, mult, shift):
         """{mult, round, rsh} per channel when the short rounding form is exact for every reachable accumulator

@@ -23,7 +23,8 @@ nd convert --weights "$SHARED/models/nanodet_m_0.5x.onnx" --calib-dir "$SHARED/c
 nd inspect "$model"
 echo "== host reference on the zoo's example image"
 nd detect --model "$model" "$SHARED/images/example_input.jpg" --out-dir "$OUT/detections"
-images=("$SHARED/images/example_input.jpg" $(ls "$SHARED"/coco/val/*.jpg | head -3))
+val=("$SHARED"/coco/val/*.jpg)  # a glob, not `ls | head`: under pipefail, head closing the pipe would abort
+images=("$SHARED/images/example_input.jpg" "${val[@]:0:3}")
 
 if [ -n "${PORT:-}" ]; then
   board=${BOARD:-rt1170}

@@ -12,10 +12,16 @@ Schema (every key required unless marked optional):
     [uart]   name, baud, note
     [flash]  name, size          where code, weights and embedded images go
     [[memory]]                   candidate regions for the tensor arena
-             name, address, size, speed_rank (1 = fastest), reserved (bytes other data needs there),
+             name, address, size (or flexram = "dtcm" | "ocram": the size follows from the [flexram] split),
+             speed_rank (1 = fastest), reserved (bytes other data needs there),
              external (true: off-chip, falling back to it is announced), section (the arena's input section),
              linker_region (the linker file's MEMORY name the section is placed in),
              define_region (true: the linker file lacks that MEMORY region; the project adds it from address/size)
+    [flexram] (optional)         i.MX RT FlexRAM bank split that the firmware applies at start-up
+             bank_bytes, banks, itcm_banks, dtcm_banks, ocram_banks (the split), bank_cfg_registers (IOMUXC_GPR
+             registers holding 2 bits per bank, bank 0 in the lowest bits, banks shared equally among them),
+             tcm_size_register ("GPR14" when the device has CM7_CFGITCMSZ/CFGDTCMSZ fields, else ""),
+             itcm_address, itcm_linker_region (the linker file's ITCM MEMORY region, resized to the split)
     [build]  (gcc-make family)   linker_script (in the layer directory), cflags, ldflags
     [sdk]    (mcux-armgcc family) boards (SDK board names, first = default), device, core_id, cpu_define,
              build_config, linker_script (relative to the SDK core), board_sources, board_include_dirs,
@@ -44,8 +50,10 @@ _REQUIRED = {
     "timer": {"kind": str, "units_per_tick": int},
     "uart": {"name": str, "baud": int, "note": str},
     "flash": {"name": str, "size": int},
-    "memory": {"name": str, "address": int, "size": int, "speed_rank": int, "reserved": int, "external": bool,
+    "memory": {"name": str, "address": int, "speed_rank": int, "reserved": int, "external": bool,
                "section": str, "linker_region": str, "define_region": bool},
+    "flexram": {"bank_bytes": int, "banks": int, "itcm_banks": int, "dtcm_banks": int, "ocram_banks": int,
+                "bank_cfg_registers": list, "tcm_size_register": str, "itcm_address": int, "itcm_linker_region": str},
     "build": {"linker_script": str, "cflags": list, "ldflags": list},
     "sdk": {"boards": list, "device": str, "core_id": str, "cpu_define": str, "build_config": str,
             "linker_script": str, "board_sources": list, "board_include_dirs": list, "defines": list,
@@ -54,6 +62,61 @@ _REQUIRED = {
             "tflm_defines": list, "linkserver": list, "pyocd_target": str},
 }
 _FAMILY_TABLE = {"gcc-make": "build", "mcux-armgcc": "sdk"}
+FLEXRAM_KINDS = {"ocram": 1, "dtcm": 2, "itcm": 3}  # FLEXRAM_BANK_CFG 2-bit codes (0 = bank unused)
+
+
+@dataclass(frozen=True)
+class FlexRam:
+    """A FlexRAM bank split and the register values that apply it (banks of each kind in the SDK's order:
+    OCRAM from bank 0, then DTCM, then ITCM, as FLEXRAM_AllocateRam lays them out)."""
+    bank_bytes: int
+    banks: int
+    itcm_banks: int
+    dtcm_banks: int
+    ocram_banks: int
+    bank_cfg_registers: tuple[str, ...]
+    tcm_size_register: str
+    itcm_address: int
+    itcm_linker_region: str
+
+    def bank_count(self, kind: str) -> int:
+        return {"itcm": self.itcm_banks, "dtcm": self.dtcm_banks, "ocram": self.ocram_banks}[kind]
+
+    def bytes(self, kind: str) -> int:
+        return self.bank_count(kind) * self.bank_bytes
+
+    @property
+    def bank_cfg(self) -> int:
+        """The whole FLEXRAM_BANK_CFG value: 2 bits per bank, bank 0 in bits 1:0."""
+        kinds = ["ocram"] * self.ocram_banks + ["dtcm"] * self.dtcm_banks + ["itcm"] * self.itcm_banks
+        return sum(FLEXRAM_KINDS[k] << (2 * bank) for bank, k in enumerate(kinds))
+
+    @property
+    def register_values(self) -> dict[str, int]:
+        """bank_cfg split over the registers (RT1050: GPR17 = all 16 banks; RT1170: GPR17 = 0-7, GPR18 = 8-15)."""
+        bits = 2 * self.banks // len(self.bank_cfg_registers)
+        return {reg: (self.bank_cfg >> (bits * i)) & ((1 << bits) - 1)
+                for i, reg in enumerate(self.bank_cfg_registers)}
+
+    def tcm_size_code(self, kind: str) -> int:
+        """CM7_CFGxTCMSZ encoding (0 = none, else log2(KiB) + 1) of the TCM window, rounded up to a power of two as
+        the core's TCM size must be; the banks behind the window may be fewer (e.g. 12 banks = 384 KB -> 512 KB)."""
+        kib = -(-self.bytes(kind) // 1024)
+        if kib == 0:
+            return 0
+        window_kib = 1 << (kib - 1).bit_length()
+        return max(window_kib.bit_length(), 3)  # bit_length = log2 + 1; 4 KB (code 3) is the smallest window
+
+
+def _check_flexram(where: str, f: dict) -> None:
+    used = f["itcm_banks"] + f["dtcm_banks"] + f["ocram_banks"]
+    if min(f["itcm_banks"], f["dtcm_banks"], f["ocram_banks"]) < 0 or used > f["banks"]:
+        raise NanodetError(f"{where} [flexram]: {used} banks allocated, the FlexRAM has {f['banks']}")
+    regs = f["bank_cfg_registers"]
+    if not regs or (2 * f["banks"]) % len(regs) or 2 * f["banks"] // len(regs) > 32:
+        raise NanodetError(f"{where} [flexram]: {f['banks']} banks do not share evenly over 32-bit registers {regs}")
+    if f["tcm_size_register"] not in ("", "GPR14"):
+        raise NanodetError(f"{where} [flexram]: tcm_size_register must be 'GPR14' or ''")
 
 
 @dataclass(frozen=True)
@@ -99,8 +162,35 @@ class Board:
         return self.data["core"]["clock_hz"]
 
     @property
+    def flexram(self) -> FlexRam | None:
+        return _flexram(self.data)
+
+    @property
     def memory(self) -> list[MemoryRegion]:
-        return [MemoryRegion(**m) for m in self.data["memory"]]
+        return [_region(m, self.flexram) for m in self.data["memory"]]
+
+    @property
+    def resized_linker_regions(self) -> list[tuple[str, int, int]]:
+        """(MEMORY region, ORIGIN, new LENGTH) of the linker file's regions whose size follows the FlexRAM split."""
+        f = self.flexram
+        if f is None:
+            return []
+        out = [(f.itcm_linker_region, f.itcm_address, f.bytes("itcm"))]
+        out += [(r.linker_region, r.address, r.size) for r, m in zip(self.memory, self.data["memory"])
+                if "flexram" in m and not r.define_region]
+        return out
+
+
+def _flexram(data: dict) -> FlexRam | None:
+    f = data.get("flexram")
+    return None if f is None else FlexRam(**{**f, "bank_cfg_registers": tuple(f["bank_cfg_registers"])})
+
+
+def _region(m: dict, flexram: FlexRam | None) -> MemoryRegion:
+    fields = {k: v for k, v in m.items() if k != "flexram"}
+    if "flexram" in m:
+        fields["size"] = flexram.bytes(m["flexram"])
+    return MemoryRegion(**fields)
 
 
 def names() -> list[str]:
@@ -124,9 +214,24 @@ def validate(data: dict, where: str) -> None:
         _check_table(f"{where} [{section}]", data[section], _REQUIRED[section])
     if not data["memory"]:
         raise NanodetError(f"{where}: no [[memory]] regions")
+    if "flexram" in data:
+        _check_table(f"{where} [flexram]", data["flexram"], _REQUIRED["flexram"])
+        _check_flexram(where, data["flexram"])
     for i, region in enumerate(data["memory"]):
         _check_table(f"{where} [[memory]] #{i + 1}", region, _REQUIRED["memory"])
-        if not 0 <= region["reserved"] < region["size"]:
+        kind = region.get("flexram")
+        if ("size" in region) == (kind is not None):
+            raise NanodetError(f"{where} [[memory]] {region['name']}: give either size or flexram, not both or neither")
+        if kind is not None:
+            if kind not in ("dtcm", "ocram"):
+                raise NanodetError(f"{where} [[memory]] {region['name']}: flexram must be 'dtcm' or 'ocram'")
+            if "flexram" not in data:
+                raise NanodetError(f"{where} [[memory]] {region['name']}: flexram = '{kind}' needs a [flexram] table")
+            size = _flexram(data).bytes(kind)
+        else:
+            _check_table(f"{where} [[memory]] #{i + 1}", region, {"size": int})
+            size = region["size"]
+        if not 0 <= region["reserved"] < size:
             raise NanodetError(f"{where} [[memory]] {region['name']}: reserved must be in [0, size)")
     family_table = _FAMILY_TABLE.get(data["family"])
     if family_table is None:

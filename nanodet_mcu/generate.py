@@ -213,7 +213,7 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
             "lut_rows": [int_values(row) for row in lut], "post_params": post_params, "max_detections":
             spec.MAX_DETECTIONS, "input_size": spec.INPUT_SIZE, "images": images, "arena_bytes": arena,
             "arena_region": placement.region, "arena_warning": placement.warning, "arena_text": placement.describe(),
-            "elf": ELF, **engine_ctx,
+            "elf": ELF, "flexram": board.flexram, "resized_regions": board.resized_linker_regions, **engine_ctx,
         }
         env = _jinja_env()
         _render_dir(env, "common", tmp, ctx, written)

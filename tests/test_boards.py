@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 
@@ -65,16 +66,20 @@ def test_validation_names_the_problem():
         boards.validate(data, "x.toml")
 
 
-# Arena placement: the fastest region whose free space holds the arena; loud when it is external.
+# Arena placement: the fastest region whose free space holds the arena; loud when it is external.  The RT DTCM
+# sizes follow the FlexRAM splits (RT1050 384 KB, RT1170 448 KB; 8 KB reserved in each).
 @pytest.mark.parametrize("board,arena,region,warned", [
     ("rt1170", 100_000, "DTCM", False),
-    ("rt1170", 300_000, "OCRAM1+2", False),  # too big for 256 KB DTCM
-    ("rt1170", 921_600, "OCRAM1+2", False),  # AOT arena of the NXP model
+    ("rt1170", 355_200, "DTCM", False),  # AOT arena of the NXP model (and of ours)
+    ("rt1170", 450_560, "DTCM", False),  # exactly DTCM's free space
+    ("rt1170", 450_561, "OCRAM1+2", False),
     ("rt1170", 1_048_577, "SDRAM", True),
     ("rt1170", 1_326_720, "SDRAM", True),  # TFLM arena of the NXP model
     ("rt1050", 100_000, "DTCM", False),
-    ("rt1050", 200_000, "OCRAM", False),  # too big for 128 KB DTCM
-    ("rt1050", 300_000, "SDRAM", True),  # too big for 256 KB OCRAM
+    ("rt1050", 355_200, "DTCM", False),  # AOT arena of the NXP model
+    ("rt1050", 385_024, "DTCM", False),  # exactly DTCM's free space
+    ("rt1050", 385_025, "SDRAM", True),  # too big for DTCM, and for the 64 KB of FlexRAM OCRAM left
+    ("rt1050", 1_326_720, "SDRAM", True),  # TFLM arena of the NXP model
     ("mps2-an500", 1_326_720, "SSRAM2/3", False),
 ])
 def test_arena_placement(board, arena, region, warned):
@@ -90,3 +95,54 @@ def test_arena_placement(board, arena, region, warned):
 def test_arena_too_big_for_every_region():
     with pytest.raises(NanodetError, match="fits in no memory region of mps2-an500"):
         place_arena(5 * 1024 * 1024, boards.load("mps2-an500").memory, "mps2-an500")
+
+
+def _decode_banks(word: int, banks: int) -> list[str]:
+    return [{0: "-", 1: "ocram", 2: "dtcm", 3: "itcm"}[(word >> (2 * i)) & 3] for i in range(banks)]
+
+
+@pytest.mark.parametrize("name,itcm,dtcm,ocram,registers", [
+    ("rt1050", 2, 12, 2, {"GPR17": 0xFAAAAAA5}),
+    ("rt1170", 2, 14, 0, {"GPR17": 0xAAAA, "GPR18": 0xFAAA}),
+])
+def test_flexram_split(name, itcm, dtcm, ocram, registers):
+    b = boards.load(name)
+    f = b.flexram
+    assert (f.banks, f.bank_bytes) == (16, 32 * 1024)
+    assert (f.itcm_banks, f.dtcm_banks, f.ocram_banks) == (itcm, dtcm, ocram)
+    assert f.register_values == registers
+    kinds = _decode_banks(f.bank_cfg, f.banks)
+    assert [kinds.count(k) for k in ("itcm", "dtcm", "ocram")] == [itcm, dtcm, ocram]
+    # The [[memory]] sizes are derived from the split, never written twice.
+    dtcm_region = next(r for r in b.memory if r.name == "DTCM")
+    assert "size" not in next(m for m in b.data["memory"] if m["name"] == "DTCM")
+    assert dtcm_region.size == dtcm * 32 * 1024 and dtcm_region.address == 0x20000000
+    resized = {region: (origin, length) for region, origin, length in b.resized_linker_regions}
+    assert resized["m_qacode"] == (0, itcm * 32 * 1024) and resized["m_data2"] == (0x20000000, dtcm * 32 * 1024)
+    if ocram:
+        assert resized["m_data3"] == (0x20200000, ocram * 32 * 1024)
+    else:
+        assert "m_data3" not in resized  # the RT1170's m_data3 is OCRAM2, not FlexRAM
+
+
+@pytest.mark.parametrize("dtcm_banks,code", [(0, 0), (1, 6), (2, 7), (3, 8), (4, 8), (8, 9), (12, 10), (16, 10)])
+def test_tcm_size_code_is_the_power_of_two_window(dtcm_banks, code):
+    f = dataclasses.replace(boards.load("rt1050").flexram, dtcm_banks=dtcm_banks, itcm_banks=0, ocram_banks=0)
+    assert f.tcm_size_code("dtcm") == code  # GPR14 encoding: window = 2^(code-1) KB, 0 = no TCM
+    if code:
+        assert 2 ** (code - 1) * 1024 >= f.bytes("dtcm") > 2 ** (code - 2) * 1024
+
+
+def test_flexram_validation():
+    data = copy.deepcopy(boards.load("rt1050").data)
+    data["flexram"]["dtcm_banks"] = 13
+    with pytest.raises(NanodetError, match="17 banks allocated, the FlexRAM has 16"):
+        boards.validate(data, "x.toml")
+    data = copy.deepcopy(boards.load("rt1050").data)
+    data["memory"][0]["size"] = 131072
+    with pytest.raises(NanodetError, match="DTCM: give either size or flexram"):
+        boards.validate(data, "x.toml")
+    data = copy.deepcopy(boards.load("rt1050").data)
+    del data["flexram"]
+    with pytest.raises(NanodetError, match="needs a \\[flexram\\] table"):
+        boards.validate(data, "x.toml")

@@ -1,6 +1,7 @@
 """`nanodet-mcu generate`: rendered projects for every board, both engines and both models, checked file by file."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import re
@@ -83,15 +84,75 @@ def test_project_contents(project, model_path, board, engine):
         assert warnings == [] and "WARNING" not in readme
 
 
-def test_rt1170_defines_the_ocram_region_it_places_the_arena_in(project, nxp_model_path):
-    p, _ = project("rt1170", "aot", nxp_model_path)
+@pytest.mark.parametrize("board", ["rt1050", "rt1170"])
+def test_rt_aot_arena_lands_in_the_enlarged_dtcm(project, model_path, board):
+    p, warnings = project(board, "aot", model_path)
+    b = boards.load(board)
+    assert p.arena_bytes == 355_200 and p.placement.region.name == "DTCM" and p.warning is None and warnings == []
+    assert '#define ND_ARENA_REGION "DTCM"' in (p.out_dir / "nd_model_config.h").read_text()
+    cmake = (p.out_dir / "CMakeLists.txt").read_text()
+    assert "KEEP(*(.nd_arena))\\n  } > m_data2" in cmake and "nd_ocram (RW)" not in cmake
+    # The SDK file's FlexRAM regions are resized to the split, each matched by name and ORIGIN.
+    for region, origin, length in b.resized_linker_regions:
+        assert f"[ \\t]*{region}[ \\t]+" in cmake and f"ORIGIN[ \\t]*=[ \\t]*0x{origin:08X}" in cmake
+        assert f'"\\\\1{"0x%08X" % length}" ND_LD_PATCHED' in cmake
+    assert "nd_flexram.c" in json.loads((p.out_dir / "project.json").read_text())["files"]
+
+
+def test_rt1170_defines_the_ocram_region_when_dtcm_is_too_small(nxp_model_path, tmp_path, monkeypatch):
+    data = copy.deepcopy(boards.load("rt1170").data)
+    data["flexram"].update(itcm_banks=8, dtcm_banks=8)  # back to the fuse default: 256 KB DTCM
+    monkeypatch.setattr(generate.boards, "load", lambda name: boards.Board("rt1170", data))
+    p = generate.generate("rt1170", nxp_model_path, engine="aot", out_dir=tmp_path / "o", log=lambda m: None)
     assert p.placement.region.name == "OCRAM1+2" and p.warning is None
     cmake = (p.out_dir / "CMakeLists.txt").read_text()
     assert "nd_ocram (RW) : ORIGIN = 0x20240000, LENGTH = 0x00100000" in cmake
     assert "KEEP(*(.nd_arena))\\n  } > nd_ocram" in cmake
-    sdram = project("rt1170", "tflm", nxp_model_path)[0]
-    assert sdram.placement.region.name == "SDRAM"
-    assert "nd_ocram (RW)" not in (sdram.out_dir / "CMakeLists.txt").read_text()
+
+
+def test_rt_tflm_arena_falls_back_to_sdram_loudly(project, nxp_model_path):
+    for board in ("rt1050", "rt1170"):
+        p, warnings = project(board, "tflm", nxp_model_path)
+        assert p.placement.region.name == "SDRAM" and p.arena_bytes > 1_000_000
+        assert warnings == [f"nanodet-mcu generate: {p.warning}"] and "does not fit in on-chip RAM" in p.warning
+        assert "nd_ocram (RW)" not in (p.out_dir / "CMakeLists.txt").read_text()
+
+
+def _header_defines(text: str) -> dict[str, int]:
+    return {name: int(value.rstrip("u"), 0)
+            for name, value in re.findall(r"#define (ND_FLEXRAM_\w+) (0x[0-9A-Fa-f]+u|\d+u)", text)}
+
+
+@pytest.mark.parametrize("board", ["rt1050", "rt1170", "mps2-an500"])
+def test_board_config_carries_the_flexram_split(project, nxp_model_path, board):
+    p, _ = project(board, "aot", nxp_model_path)
+    d = _header_defines((p.out_dir / "nd_board_config.h").read_text())
+    f = boards.load(board).flexram
+    if f is None:
+        assert d == {}
+        return
+    # Rebuild the 16 two-bit bank fields from the register words as the hardware reads them and count the kinds.
+    if "ND_FLEXRAM_GPR18" in d:  # RT1170: banks 0-7 in GPR17[15:0], 8-15 in GPR18[15:0]
+        assert d["ND_FLEXRAM_GPR17"] <= 0xFFFF and d["ND_FLEXRAM_GPR18"] <= 0xFFFF
+        word = d["ND_FLEXRAM_GPR17"] | d["ND_FLEXRAM_GPR18"] << 16
+    else:  # RT1050: all 16 banks in GPR17
+        word = d["ND_FLEXRAM_GPR17"]
+    assert word == d["ND_FLEXRAM_BANK_CFG"]
+    fields = [(word >> (2 * bank)) & 3 for bank in range(16)]
+    counts = {kind: fields.count(code) for kind, code in (("ocram", 1), ("dtcm", 2), ("itcm", 3))}
+    assert counts == {"itcm": f.itcm_banks, "dtcm": f.dtcm_banks, "ocram": f.ocram_banks}
+    assert sum(counts.values()) == 16 and 0 not in fields  # no bank left unused
+    dtcm = next(r for r in p.placement.skipped + (p.placement.region,) if r.name == "DTCM")
+    assert d["ND_FLEXRAM_DTCM_BYTES"] == dtcm.size == counts["dtcm"] * 32 * 1024
+    assert d["ND_FLEXRAM_ITCM_BYTES"] == counts["itcm"] * 32 * 1024
+    assert d["ND_FLEXRAM_DTCM_ADDRESS"] == 0x20000000
+    if board == "rt1050":
+        assert (d["ND_FLEXRAM_BANK_CFG"], counts) == (0xFAAAAAA5, {"itcm": 2, "dtcm": 12, "ocram": 2})
+        # GPR14 windows: 2^(code-1) KB, the smallest power of two holding the banks (384 KB DTCM -> 512 KB).
+        assert (d["ND_FLEXRAM_GPR14_ITCM_SZ"], d["ND_FLEXRAM_GPR14_DTCM_SZ"]) == (7, 10)
+    else:
+        assert (d["ND_FLEXRAM_GPR17"], d["ND_FLEXRAM_GPR18"]) == (0xAAAA, 0xFAAA)
+        assert "ND_FLEXRAM_GPR14_DTCM_SZ" not in d  # the RT1170 has no GPR14 TCM size fields
 
 
 def test_rt_uart_carries_only_the_protocol(project, nxp_model_path):

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from nanodet_mcu import FIRMWARE_DIR, generate
+from nanodet_mcu import FIRMWARE_DIR, boards, generate
 from tests.conftest import require_tool
 
 CM7 = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard", "-O2"]
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic-errors"]
-NEEDS_SDK = {"nd_board_imxrt.c"}  # the RT board layer is SDK code; it builds in the full RT builds
+NEEDS_SDK = {"nd_board_imxrt.c", "nd_flexram.c"}  # the RT board layer is SDK code; it builds in the full RT builds
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +110,41 @@ def test_rt_project_builds_with_the_sdk(projects, board, engine):
     address = int(line.split("NOBITS")[1].split()[0], 16)
     region = p.placement.region
     assert region.address <= address < region.address + region.size
+    symbols = _symbols(elf)
+    if engine == "aot":  # the arena symbol itself, whole, inside the region (DTCM: 0x2000xxxx)
+        arena = symbols["nd_arena"][0]
+        assert region.address <= arena and arena + p.arena_bytes <= region.address + region.size
+    # Our SystemInitHook (nd_flexram.c) replaced the SDK's weak empty one, so the split is applied; the map names the
+    # object that supplied the linked copy (-z muldefs would hide a second strong definition).
+    hook = symbols["SystemInitHook"]
+    assert hook[1] == "T"
+    linked = re.search(rf"\.text\.SystemInitHook\s+0x0*{hook[0]:x}\s+0x[0-9a-f]+ (\S+)",
+                       (p.out_dir / "build/nanodet.map").read_text())
+    assert linked and linked.group(1).endswith("nd_flexram.c.obj"), linked
+
+
+def _symbols(elf: Path) -> dict[str, tuple[int, str]]:
+    out = {}
+    for line in _run(["arm-none-eabi-nm", str(elf)]).stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            out[parts[2]] = (int(parts[0], 16), parts[1])
+    return out
+
+
+@pytest.mark.parametrize("board", ["rt1050", "rt1170"])
+def test_flexram_file_compiles_against_the_sdk_device_headers(projects, board, tmp_path):
+    """nd_flexram.c with only the SDK's device and CMSIS headers (seconds; the RT1170 full build is not needed)."""
+    root = _sdk_root()
+    core = root / "core" if (root / "core" / "devices").is_dir() else root
+    sdk = projects(board, "aot").out_dir
+    data = boards.load(board).data["sdk"]
+    system = ["-isystem", str(core / "devices" / data["device"]), "-isystem", str(core / "CMSIS" / "Core" / "Include")]
+    obj = tmp_path / "nd_flexram.o"
+    _run(["arm-none-eabi-gcc", *CM7, *WARN, f"-D{data['cpu_define']}", "-I", str(sdk), *system, "-c",
+          str(sdk / "nd_flexram.c"), "-o", str(obj)])
+    symbols = _run(["arm-none-eabi-nm", str(obj)]).stdout
+    assert " T SystemInitHook" in symbols and " T nd_flexram_fit_mpu" in symbols
 
 
 def test_tflm_glue_compiles_against_tflm_headers(projects, tmp_path):

@@ -12,6 +12,7 @@
 #include "fsl_lpuart.h"
 #include "nd_board.h"
 #include "nd_board_config.h"
+#include "nd_flexram.h"
 #include "pin_mux.h"
 
 #if defined(BOARD_DEBUG_UART_BAUDRATE) && (BOARD_DEBUG_UART_BAUDRATE != ND_UART_BAUD)
@@ -37,6 +38,8 @@ void nd_board_init(void)
 {
     /* MPU first: it marks SDRAM and OCRAM cacheable (and enables the caches) before anything touches them. */
     BOARD_ConfigMPU();
+    /* BOARD_ConfigMPU sizes the DTCM region for the fuse split; nd_flexram.c has enlarged DTCM (board file). */
+    nd_flexram_fit_mpu();
     BOARD_InitPins();
     BOARD_BootClockRUN();
     /* Configures the LPUART clock root and the UART itself at BOARD_DEBUG_UART_BAUDRATE, 8N1. */

@@ -1,6 +1,6 @@
 /* Board layer for the i.MX RT evaluation kits (RT1170 CM7, RT1050) over the MCUXpresso SDK.
  *
- * Only SDK board-support calls that every i.MX RT EVK has are used (BOARD_ConfigMPU, BOARD_InitPins,
+ * Only SDK board-support calls that every i.MX RT EVK has are used (BOARD_ConfigMPU, BOARD_InitBootPins,
  * BOARD_BootClockRUN, BOARD_InitDebugConsole and the LPUART driver), so the same file serves both boards; the
  * board facts come from nd_board_config.h and the SDK's board.h. */
 #include <stddef.h>
@@ -40,7 +40,9 @@ void nd_board_init(void)
     BOARD_ConfigMPU();
     /* BOARD_ConfigMPU sizes the DTCM region for the fuse split; nd_flexram.c has enlarged DTCM (board file). */
     nd_flexram_fit_mpu();
-    BOARD_InitPins();
+    /* BOARD_InitBootPins, not BOARD_InitPins: on the RT1050 EVKB the latter is empty and only the boot-pins call
+     * muxes LPUART1 (BOARD_InitDEBUG_UARTPins); on the RT1170 it calls BOARD_InitPins, which does. */
+    BOARD_InitBootPins();
     BOARD_BootClockRUN();
     /* Configures the LPUART clock root and the UART itself at BOARD_DEBUG_UART_BAUDRATE, 8N1. */
     BOARD_InitDebugConsole();

@@ -24,6 +24,18 @@ def require_tool(name: str) -> str:
     return path
 
 
+def require_sdk_root() -> Path:
+    """MCUX_SDK_ROOT (a classic MCUXpresso SDK tree with eIQ TFLM) plus cmake and the Arm toolchain, or skip."""
+    import os
+
+    root = os.environ.get("MCUX_SDK_ROOT")
+    if not root:
+        pytest.skip("MCUX_SDK_ROOT not set: full RT builds need a classic MCUXpresso SDK tree (2.15/2.16) with eIQ TFLM")
+    require_tool("cmake")
+    require_tool("arm-none-eabi-gcc")
+    return Path(root)
+
+
 @pytest.fixture(scope="session")
 def onnx_path() -> Path:
     return shared_path("models/nanodet_m_0.5x.onnx")

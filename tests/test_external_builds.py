@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool
+from tests.conftest import require_sdk_root, require_tool
 
 pytestmark = pytest.mark.slow
 
@@ -49,15 +49,6 @@ def _section(elf: Path, name: str) -> tuple[int, int]:
     raise AssertionError(f"{elf} has no {name} section")
 
 
-def _sdk_root() -> Path:
-    root = os.environ.get("MCUX_SDK_ROOT")
-    if not root:
-        pytest.skip("MCUX_SDK_ROOT not set: RT builds need a classic MCUXpresso SDK tree with eIQ TFLM")
-    require_tool("cmake")
-    require_tool("arm-none-eabi-gcc")
-    return Path(root)
-
-
 def _tflm() -> tuple[str, str]:
     include, lib = os.environ.get("TFLM_INCLUDE", ""), os.environ.get("TFLM_LIB", "")
     if not (include.strip() and lib.strip()):
@@ -72,7 +63,7 @@ def _tflm() -> tuple[str, str]:
 
 @pytest.mark.parametrize("board", ["rt1050", "rt1170"])
 def test_rt_tflm_project_builds_tflm_from_sdk_sources(board, nxp_model_path, tmp_path):
-    root = _sdk_root()
+    root = require_sdk_root()
     out = tmp_path / board
     manifest = _generate(board, "tflm", nxp_model_path, out)
     env = dict(os.environ, MCUX_SDK_ROOT=str(root), ND_TFLM_PREBUILT="OFF")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from nanodet_mcu import FIRMWARE_DIR, boards, generate
-from tests.conftest import require_tool
+from tests.conftest import require_sdk_root, require_tool
 
 CM7 = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard", "-O2"]
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic-errors"]
@@ -83,20 +83,11 @@ def test_mps2_aot_project_links(projects):
     assert 0x20000000 <= arena and arena % 16 == 0 and arena + p.arena_bytes <= 0x20400000
 
 
-def _sdk_root() -> Path:
-    root = os.environ.get("MCUX_SDK_ROOT")
-    if not root:
-        pytest.skip("MCUX_SDK_ROOT not set: full RT builds need an MCUXpresso SDK (classic 2.16 layout)")
-    require_tool("cmake")
-    require_tool("arm-none-eabi-gcc")
-    return Path(root)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("board,engine", [("rt1050", "aot"), ("rt1170", "aot"), ("rt1050", "tflm"),
                                           ("rt1170", "tflm")])
 def test_rt_project_builds_with_the_sdk(projects, board, engine):
-    root = _sdk_root()
+    root = require_sdk_root()
     p = projects(board, engine)
     # The SDK's prebuilt libtflm.a keeps this test in minutes; ND_TFLM_PREBUILT=OFF in the environment compiles
     # TFLM from the SDK's sources instead.
@@ -135,7 +126,7 @@ def _symbols(elf: Path) -> dict[str, tuple[int, str]]:
 @pytest.mark.parametrize("board", ["rt1050", "rt1170"])
 def test_flexram_file_compiles_against_the_sdk_device_headers(projects, board, tmp_path):
     """nd_flexram.c with only the SDK's device and CMSIS headers (seconds; the RT1170 full build is not needed)."""
-    root = _sdk_root()
+    root = require_sdk_root()
     core = root / "core" if (root / "core" / "devices").is_dir() else root
     sdk = projects(board, "aot").out_dir
     data = boards.load(board).data["sdk"]

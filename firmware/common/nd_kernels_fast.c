@@ -275,6 +275,22 @@ static inline void nd_out4(const int32_t *acc, const nd_conv_params_t *p, int oc
         }                                                                                                   \
     } while (0)
 
+/* Four requantised outputs to int8: through the fused activation table when the op has one. */
+static inline void nd_store4(int8_t *o, const int8_t *lut, int32_t v0, int32_t v1, int32_t v2, int32_t v3)
+{
+    if (lut != NULL) {
+        o[0] = lut[v0 + 128];
+        o[1] = lut[v1 + 128];
+        o[2] = lut[v2 + 128];
+        o[3] = lut[v3 + 128];
+    } else {
+        o[0] = (int8_t)v0;
+        o[1] = (int8_t)v1;
+        o[2] = (int8_t)v2;
+        o[3] = (int8_t)v3;
+    }
+}
+
 /* The doubled-accumulator form (rqo): every constant passed in, so the loop reloads nothing through p. */
 ND_HOT static void nd_conv_pixel_o(const uint32_t *xe, const uint32_t *xend, const uint32_t *w, const int32_t *b2,
                                    const nd_rq_t *q, const int8_t *lut, int8_t *o, const int8_t *o_end)
@@ -284,17 +300,7 @@ ND_HOT static void nd_conv_pixel_o(const uint32_t *xe, const uint32_t *xend, con
         ND_CONV_BLOCK(xe, xend, w, b2, a0, a1, a2, a3);
         const int32_t v0 = nd_requant_o(a0, &q[0]), v1 = nd_requant_o(a1, &q[1]);
         const int32_t v2 = nd_requant_o(a2, &q[2]), v3 = nd_requant_o(a3, &q[3]);
-        if (lut != NULL) {
-            o[0] = lut[v0 + 128];
-            o[1] = lut[v1 + 128];
-            o[2] = lut[v2 + 128];
-            o[3] = lut[v3 + 128];
-        } else {
-            o[0] = (int8_t)v0;
-            o[1] = (int8_t)v1;
-            o[2] = (int8_t)v2;
-            o[3] = (int8_t)v3;
-        }
+        nd_store4(o, lut, v0, v1, v2, v3);
     }
 }
 
@@ -473,17 +479,7 @@ static inline void nd_dw4_pixel(const int8_t *r0, const int8_t *r1, const int8_t
         ND_DW4_TAP(nd_ld32(r2 + 2 * ps), w, a0, a1, a2, a3);
         const int32_t v0 = nd_requant_o(a0, &q[0]), v1 = nd_requant_o(a1, &q[1]);
         const int32_t v2 = nd_requant_o(a2, &q[2]), v3 = nd_requant_o(a3, &q[3]);
-        if (use_lut) {
-            o[0] = lut[v0 + 128];
-            o[1] = lut[v1 + 128];
-            o[2] = lut[v2 + 128];
-            o[3] = lut[v3 + 128];
-        } else {
-            o[0] = (int8_t)v0;
-            o[1] = (int8_t)v1;
-            o[2] = (int8_t)v2;
-            o[3] = (int8_t)v3;
-        }
+        nd_store4(o, use_lut ? lut : NULL, v0, v1, v2, v3);
     }
 }
 

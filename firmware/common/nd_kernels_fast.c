@@ -374,6 +374,24 @@ ND_HOT static void nd_dw3x3_interior(const nd_conv_params_t *p, const int8_t *r0
     }
 }
 
+/* A border window of a 3x3 depthwise as a 3x3 patch of c-byte pixels, the input zero point standing in for the
+ * taps outside the map: those then contribute exactly 0, like the taps TFLM skips. */
+static void nd_dw_border_patch(const nd_conv_params_t *p, const int8_t *in, int iy, int ix, int8_t *patch)
+{
+    const int c_n = p->out.c, ps = p->in.pstride;
+    const int32_t row = (int32_t)p->in.w * ps;
+    const int8_t zp = (int8_t)(-p->in_offset);
+    for (int t = 0; t < 9; ++t) {
+        const int y = iy + t / 3, x = ix + t % 3;
+        int8_t *d = patch + t * c_n;
+        if (y < 0 || y >= p->in.h || x < 0 || x >= p->in.w) {
+            memset(d, (unsigned char)zp, (size_t)c_n);
+        } else {
+            memcpy(d, in + (int32_t)y * row + x * ps, (size_t)c_n);
+        }
+    }
+}
+
 /* 3x3 depthwise, direct: interior pixels use the folded bias, three row pointers and channel-major weights (nine
  * consecutive bytes per channel); border pixels substitute the zero point for taps outside the map, which
  * contributes exactly 0 like TFLM's skipped taps. */
@@ -394,15 +412,7 @@ void nd_dwconv3x3_fast_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *o
             if (c_n <= ND_DW_PATCH_C) {
                 /* border: a 3x3 patch with the zero point in place of missing taps, then the interior loop */
                 int8_t patch[9 * ND_DW_PATCH_C];
-                for (int t = 0; t < 9; ++t) {
-                    const int y = iy + t / 3, x = ix + t % 3;
-                    int8_t *d = patch + t * c_n;
-                    if (y < 0 || y >= p->in.h || x < 0 || x >= p->in.w) {
-                        memset(d, (unsigned char)zp, (size_t)c_n);
-                    } else {
-                        memcpy(d, in + (int32_t)y * row + x * ps, (size_t)c_n);
-                    }
-                }
+                nd_dw_border_patch(p, in, iy, ix, patch);
                 nd_dw3x3_interior(p, patch, 3 * c_n, c_n, o);
                 continue;
             }
@@ -494,7 +504,6 @@ void nd_dwconv3x3_simd_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *o
     /* a border window is copied into a 3x3 patch of c_n-byte pixels, the zero point standing in for taps outside
      * the map */
     int8_t patch[9 * ND_DW_PATCH_C];
-    const int8_t zp = (int8_t)(-p->in_offset);
     for (int oy = 0; oy < p->out.h; ++oy) {
         const int iy = oy * p->sh - p->pad_t;
         const int y_in = iy >= 0 && iy + 2 < p->in.h;
@@ -511,15 +520,7 @@ void nd_dwconv3x3_simd_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *o
                 o += (int32_t)(n - 1) * p->out.pstride;
                 continue;
             }
-            for (int t = 0; t < 9; ++t) {
-                const int y = iy + t / 3, x = ix + t % 3;
-                int8_t *d = patch + t * c_n;
-                if (y < 0 || y >= p->in.h || x < 0 || x >= p->in.w) {
-                    memset(d, (unsigned char)zp, (size_t)c_n);
-                } else {
-                    memcpy(d, in + (int32_t)y * row + x * ps, (size_t)c_n);
-                }
-            }
+            nd_dw_border_patch(p, in, iy, ix, patch);
             nd_dw4_span(patch, 3 * c_n, c_n, 0, 1, p, o, 0, use_lut);
         }
     }

@@ -180,13 +180,15 @@ def _sources(files: list[str]) -> dict[str, list[str]]:
 
 
 def generate(board_name: str, model: str | Path, engine: str | None = None, out_dir: str | Path | None = None,
-             embed_images: list[str | Path] = (), force: bool = False, log=None) -> Project:
+             embed_images: list[str | Path] = (), force: bool = False, log=None,
+             tflm_include: list[str | Path] = (), tflm_lib: str | Path | None = None) -> Project:
     """Render the project; returns what was written.  Warnings (arena in SDRAM) also go to `log` (stderr)."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     board = boards.load(board_name)
     engine = engine or board.default_engine
     if engine not in board.engines:
         raise NanodetError(f"board {board.name} supports engines {', '.join(board.engines)}, not '{engine}'")
+    user_tflm = _user_tflm(board, engine, tflm_include, tflm_lib)
     info = model_info.load(model)
     layout = model_info.nanodet_layout(info)
     out = Path(out_dir) if out_dir is not None else default_out_dir(board.name, engine)
@@ -213,7 +215,8 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
             "lut_rows": [int_values(row) for row in lut], "post_params": post_params, "max_detections":
             spec.MAX_DETECTIONS, "input_size": spec.INPUT_SIZE, "images": images, "arena_bytes": arena,
             "arena_region": placement.region, "arena_warning": placement.warning, "arena_text": placement.describe(),
-            "elf": ELF, "flexram": board.flexram, "resized_regions": board.resized_linker_regions, **engine_ctx,
+            "elf": ELF, "flexram": board.flexram, "resized_regions": board.resized_linker_regions, **user_tflm,
+            **engine_ctx,
         }
         env = _jinja_env()
         _render_dir(env, "common", tmp, ctx, written)
@@ -235,6 +238,26 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
     if placement.warning:
         log(f"nanodet-mcu generate: {placement.warning}")
     return Project(out, board.name, engine, arena, placement, sorted(manifest["files"]), flash)
+
+
+def _user_tflm(board, engine: str, include: list[str | Path], lib: str | Path | None) -> dict:
+    """A TFLM the user supplies (include dirs + static library), recorded as the project's build defaults.
+
+    Only a project that builds TFLM-free of any SDK takes one: the MCUXpresso projects use the SDK's eIQ TFLM."""
+    if not include and lib is None:
+        return {"tflm_include": [], "tflm_lib": ""}
+    if engine != "tflm":
+        raise NanodetError("--tflm-include/--tflm-lib apply to the tflm engine only")
+    if board.family != "gcc-make":
+        raise NanodetError(f"{board.name} projects take TFLM from the MCUXpresso SDK (MCUX_SDK_ROOT), "
+                           "not --tflm-include/--tflm-lib")
+    dirs = [Path(d).resolve() for d in include]
+    missing = [str(d) for d in dirs if not d.is_dir()]
+    if missing:
+        raise NanodetError(f"--tflm-include: not a directory: {missing[0]}")
+    if lib is not None and not Path(lib).is_file():
+        raise NanodetError(f"--tflm-lib: no such file: {lib}")
+    return {"tflm_include": [str(d) for d in dirs], "tflm_lib": str(Path(lib).resolve()) if lib else ""}
 
 
 def _normalise_modes(tree: Path) -> None:

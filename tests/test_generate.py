@@ -315,3 +315,26 @@ def test_current_directory_is_never_replaced(nxp_model_path, tmp_path, monkeypat
     with pytest.raises(NanodetError, match="current directory"):
         generate.generate("mps2-an500", nxp_model_path, out_dir=".", force=True, log=lambda m: None)
     assert (tmp_path / "keep").exists()
+
+
+def test_user_supplied_tflm_becomes_the_makefile_default(nxp_model_path, tmp_path):
+    inc, lib = tmp_path / "tflm", tmp_path / "libtflm.a"
+    inc.mkdir()
+    lib.write_bytes(b"!<arch>\n")
+    out = tmp_path / "p"
+    generate.generate("mps2-an500", nxp_model_path, engine="tflm", out_dir=out, tflm_include=[inc], tflm_lib=lib)
+    makefile = (out / "Makefile").read_text()
+    assert f"TFLM_INCLUDE ?= {inc.resolve()}\n" in makefile and f"TFLM_LIB ?= {lib.resolve()}\n" in makefile
+
+
+@pytest.mark.parametrize("board, engine, include, lib, message", [
+    ("mps2-an500", "aot", ["."], None, "tflm engine only"),
+    ("rt1170", "tflm", ["."], None, "from the MCUXpresso SDK"),
+    ("mps2-an500", "tflm", ["/nonexistent/tflm"], None, "not a directory"),
+    ("mps2-an500", "tflm", [], "/nonexistent/libtflm.a", "no such file"),
+])
+def test_user_supplied_tflm_is_checked(nxp_model_path, tmp_path, board, engine, include, lib, message):
+    with pytest.raises(NanodetError, match=message):
+        generate.generate(board, nxp_model_path, engine=engine, out_dir=tmp_path / "p", tflm_include=include,
+                          tflm_lib=lib)
+    assert not (tmp_path / "p").exists()

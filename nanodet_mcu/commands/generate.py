@@ -11,13 +11,19 @@ def add_arguments(p):
     p.add_argument("--embed-images", nargs="+", default=[], metavar="IMG",
                    help="images stored in flash (resized to 320x320 RGB888) for on-device runs without upload")
     p.add_argument("--force", action="store_true", help="replace a non-empty directory generate did not create")
+    p.add_argument("--tflm-include", nargs="+", default=[], metavar="DIR",
+                   help="tflm engine without an SDK (mps2-an500): TFLM include directories (tflite-micro root, its "
+                        "flatbuffers/include and gemmlowp); the build's default for TFLM_INCLUDE")
+    p.add_argument("--tflm-lib", metavar="LIB",
+                   help="tflm engine without an SDK: the TFLM static library for Cortex-M7; the default for TFLM_LIB")
 
 
 def run(args) -> int:
     from nanodet_mcu.generate import generate
 
     project = generate(args.board, args.model, engine=args.engine, out_dir=args.out,
-                       embed_images=args.embed_images, force=args.force)
+                       embed_images=args.embed_images, force=args.force,
+                       tflm_include=args.tflm_include, tflm_lib=args.tflm_lib)
     print(f"{project.out_dir}: {project.board} project, {project.engine} engine, {len(project.files)} files")
     print(f"  {project.placement.describe()}")
     flash = ", ".join(f"{k} {v:,}" for k, v in sorted(project.flash_bytes.items()))

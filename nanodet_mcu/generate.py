@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from nanodet_mcu import FIRMWARE_DIR, TEMPLATES_DIR, __version__, boards, model_info, preprocess, spec
 from nanodet_mcu.c_array import hex_bytes, int_values
 from nanodet_mcu.errors import NanodetError
+from nanodet_mcu.link.protocol import f32_bits
 from nanodet_mcu.placement import Placement, place_arena
 
 MANIFEST = "project.json"
@@ -46,8 +46,8 @@ def default_out_dir(board: str, engine: str) -> Path:
 
 
 def float_bits(value: float) -> str:
-    """IEEE-754 float32 bits of value as a C hex literal (the device reports quantisation without float)."""
-    return f"0x{struct.unpack('<I', struct.pack('<f', float(value)))[0]:08x}u"
+    """IEEE-754 float32 bits of value as a C hex literal: what the device reports in INFO, without using float."""
+    return f"0x{f32_bits(float(value)):08x}u"
 
 
 def _jinja_env():

@@ -31,14 +31,11 @@ SHARED = ROOT.parent / "shared"
 
 
 def fidelity(models: list[tuple[str, Path]], onnx_path: str, val_dir: str, interpreter: str) -> None:
-    import onnxruntime as ort
+    from nanodet_mcu.pipeline import OnnxFloatModel
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+    onnx = OnnxFloatModel(Path(onnx_path))
     rgbs = [preprocess.resize_rgb(preprocess.load_rgb(p)) for p in preprocess.list_images(val_dir)[::6][:100]]
-    refs = [session.run(["cls_pred_stride_32", "dis_pred_stride_32"],
-                        {session.get_inputs()[0].name: preprocess.normalize(r).transpose(0, 3, 1, 2)}) for r in rgbs]
+    refs = [onnx.run(r) for r in rgbs]  # (100, 80) scores, (100, 4) distances in bins
     for name, path in models:
         info = model_info.load(path)
         lay = model_info.nanodet_layout(info)
@@ -48,10 +45,10 @@ def fidelity(models: list[tuple[str, Path]], onnx_path: str, val_dir: str, inter
             sq, bq = runner.run(preprocess.quantize(rgb, lay.input.scale, lay.input.zero_point))
             scores = decode.dequantize(sq, lay.scores.scale, lay.scores.zero_point).reshape(-1, 80)
             d = decode.project_bins(decode.dequantize(bq, lay.boxes.scale, lay.boxes.zero_point).reshape(-1, 32))
-            cells = cls[0].max(1) > 0.15
+            cells = cls.max(1) > 0.15
             if cells.any():
-                score_err.append(np.abs(scores.max(1) - cls[0].max(1))[cells].mean())
-                dist_err.append(np.abs(d - dist[0])[cells].mean())
+                score_err.append(np.abs(scores.max(1) - cls.max(1))[cells].mean())
+                dist_err.append(np.abs(d - dist)[cells].mean())
         print(f"{name:28s} fidelity ({interpreter}, {len(rgbs)} images): top score MAE {np.mean(score_err):.4f}, "
               f"distance MAE {np.mean(dist_err):.4f} bins")
 

@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nanodet_mcu import c_array, model_info, preprocess  # noqa: E402
+from nanodet_mcu import boards, c_array, model_info, preprocess  # noqa: E402
 from nanodet_mcu.aot import emit_c  # noqa: E402
 from nanodet_mcu.runners import TflmRunner  # noqa: E402
 
@@ -103,7 +103,8 @@ def build(model: Path, image: Path, out: Path, profile: bool) -> tuple[Path, int
     (out / "nd_board_config.h").write_text(BOARD_CONFIG)
     board = ROOT / "firmware" / "mps2-an500"
     common = ROOT / "firmware" / "common"
-    flags = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard", "-O2", "-std=c99", "-Wall",
+    emulated = boards.load("mps2-an500")  # the board this harness runs on: its firmware's flags
+    flags = [*emulated.arch_flags, *emulated.data["build"]["cflags"], "-std=c99", "-Wall",
              "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections", f"-I{out}", f"-I{common}"]
     flags += ["-DND_PROFILE"] if profile else []
     srcs = [out / "bench_main.c", out / "bench_input.c", out / "nd_model.c", *sorted(common.glob("nd_kernels*.c")),

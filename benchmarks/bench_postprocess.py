@@ -21,11 +21,12 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from nanodet_mcu import FIRMWARE_DIR, decode, model_info, postprocess_c, postprocess_fixed as pf  # noqa: E402
-from nanodet_mcu import preprocess, runners  # noqa: E402
+from nanodet_mcu import boards, preprocess, runners  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 COMMON = FIRMWARE_DIR / "common"
-ARM_FLAGS = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard", "-O2", "-std=c99"]
+_EMULATED = boards.load("mps2-an500")  # its firmware's Cortex-M7 flags
+ARM_FLAGS = [*_EMULATED.arch_flags, *_EMULATED.data["build"]["cflags"], "-std=c99"]
 IOU_TIE_EPS = 1e-4
 
 

@@ -22,7 +22,7 @@ Schema (every key required unless marked optional):
              registers holding 2 bits per bank, bank 0 in the lowest bits, banks shared equally among them),
              tcm_size_register ("GPR14" when the device has CM7_CFGITCMSZ/CFGDTCMSZ fields, else ""),
              itcm_address, itcm_linker_region (the linker file's ITCM MEMORY region, resized to the split)
-    [build]  (gcc-make family)   linker_script (in the layer directory), cflags, ldflags
+    [build]  (gcc-make family)   linker_script (in the layer directory), cflags (after the [core] architecture flags), ldflags
     [sdk]    (mcux-armgcc family) boards (SDK board names, first = default), device, core_id, cpu_define,
              build_config, linker_script (relative to the SDK core), board_sources, board_include_dirs,
              defines, asm_defines, components (CONFIG_USE_<component>), config (CONFIG_<x>=<v> settings),
@@ -156,6 +156,12 @@ class Board:
     @property
     def layer_dir(self) -> Path:
         return FIRMWARE_DIR / self.data["layer"]
+
+    @property
+    def arch_flags(self) -> list[str]:
+        """Compiler flags for the core, from [core] (Thumb is the only instruction set a Cortex-M has)."""
+        core = self.data["core"]
+        return [f"-mcpu={core['cpu']}", "-mthumb", f"-mfpu={core['fpu']}", f"-mfloat-abi={core['float_abi']}"]
 
     @property
     def clock_hz(self) -> int:

@@ -215,7 +215,7 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
             "lut_rows": [int_values(row) for row in lut], "post_params": post_params, "max_detections":
             spec.MAX_DETECTIONS, "input_size": spec.INPUT_SIZE, "images": images, "arena_bytes": arena,
             "arena_region": placement.region, "arena_warning": placement.warning, "arena_text": placement.describe(),
-            "elf": ELF, "flexram": board.flexram, "resized_regions": board.resized_linker_regions, **user_tflm,
+            "elf": ELF, "flexram": board.flexram, "resized_regions": board.resized_linker_regions, "arch_flags": board.arch_flags, **user_tflm,
             **engine_ctx,
         }
         env = _jinja_env()

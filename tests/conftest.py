@@ -24,6 +24,14 @@ def require_tool(name: str) -> str:
     return path
 
 
+def cortex_m7_flags() -> list[str]:
+    """The Cortex-M7 flags the emulated board's firmware is compiled with (its board file), for cross-build checks."""
+    from nanodet_mcu import boards
+
+    board = boards.load("mps2-an500")
+    return [*board.arch_flags, *board.data["build"]["cflags"]]
+
+
 def require_sdk_root() -> Path:
     """MCUX_SDK_ROOT (a classic MCUXpresso SDK tree with eIQ TFLM) plus cmake and the Arm toolchain, or skip."""
     import os

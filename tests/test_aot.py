@@ -15,7 +15,7 @@ from nanodet_mcu.aot import emit_c, quant
 from nanodet_mcu.aot.host import KERNELS_DIR, HostModel, kernel_sources
 from nanodet_mcu.errors import NanodetError
 from tests import aot_models
-from tests.conftest import require_tool
+from tests.conftest import cortex_m7_flags, require_tool
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -174,7 +174,7 @@ def test_emitted_c_runs_clean_under_sanitizers(nxp_emitted, example_image, tmp_p
 def test_emitted_c_cross_compiles_for_cortex_m7(nxp_emitted, tmp_path, profile):
     cc = require_tool("arm-none-eabi-gcc")
     _, out, _ = nxp_emitted
-    flags = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard", "-O2", "-std=c99", "-Wall",
+    flags = [*cortex_m7_flags(), "-std=c99", "-Wall",
              "-Wextra", "-Werror", f"-I{out}", f"-I{KERNELS_DIR}"] + (["-DND_PROFILE"] if profile else [])
     for src in [out / "nd_model.c", *kernel_sources()]:
         subprocess.run([cc, *flags, "-c", str(src), "-o", str(tmp_path / (src.stem + ".o"))], check=True,

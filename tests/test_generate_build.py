@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from nanodet_mcu import FIRMWARE_DIR, boards, generate
-from tests.conftest import require_sdk_root, require_tool
+from tests.conftest import cortex_m7_flags, require_sdk_root, require_tool
 
-CM7 = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard", "-O2"]
+CM7 = cortex_m7_flags()
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic-errors"]
 NEEDS_SDK = {"nd_board_imxrt.c", "nd_flexram.c"}  # the RT board layer is SDK code; it builds in the full RT builds
 

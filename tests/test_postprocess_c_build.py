@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, require_tool
+from tests.conftest import ROOT, cortex_m7_flags, require_tool
 from nanodet_mcu import postprocess_fixed as pf
 from tests.test_postprocess import VARIANTS, edge_cases, random_pair, to_layout
 
@@ -18,7 +18,7 @@ COMMON = ROOT / "firmware" / "common"
 SOURCE = COMMON / "nd_postprocess.c"
 HARNESS = ROOT / "tests" / "c" / "postprocess_harness.c"
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion", "-Wshadow"]
-ARM_FLAGS = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard", "-O2"]
+ARM_FLAGS = cortex_m7_flags()
 # The only runtime helper allowed on the device: 64-bit unsigned division (the softmax expectation, candidates only).
 ALLOWED_HELPERS = {"__aeabi_uldivmod"}
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nanodet_mcu import runners, spec
+from nanodet_mcu import preprocess, runners, spec
 from nanodet_mcu.errors import NanodetError
 from nanodet_mcu.pipeline import DECODERS, Detector
 
@@ -28,8 +28,6 @@ def run(args) -> int:
         raise NanodetError("--save-raw needs an int8 .tflite model")
     report = []
     for image in args.images:
-        from nanodet_mcu import preprocess
-
         rgb = preprocess.load_rgb(image)
         res = detector.detect_rgb(rgb)
         dets = [{"class_id": int(c), "label": spec.COCO_LABELS[int(c)], "score": round(float(s), 6),

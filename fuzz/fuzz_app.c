@@ -21,11 +21,15 @@ static uint8_t out_payload[ND_PROTO_MAX_PAYLOAD];
 
 static void must(int cond)
 {
-    if (!cond) abort();
+    if (!cond) {
+        abort();
+    }
 }
 
 /* ---- board double: UART from the fuzz input, output checked frame by frame ---- */
-void nd_board_init(void) {}
+void nd_board_init(void)
+{
+}
 
 void nd_board_uart_write(const uint8_t *data, size_t n)
 {
@@ -40,7 +44,9 @@ void nd_board_uart_write(const uint8_t *data, size_t n)
 
 int nd_board_uart_read(void)
 {
-    if (fuzz_pos >= fuzz_size) longjmp(fuzz_done, 1);
+    if (fuzz_pos >= fuzz_size) {
+        longjmp(fuzz_done, 1);
+    }
     /* 0xFF 0xFE: a pause on the line, long enough for the device to drop a partial frame */
     if (fuzz_pos + 1 < fuzz_size && fuzz_data[fuzz_pos] == 0xFFu && fuzz_data[fuzz_pos + 1] == 0xFEu) {
         fuzz_pos += 2;
@@ -65,19 +71,43 @@ void nd_board_exit(int code)
 static int8_t engine_input[INPUT_BYTES];
 static int8_t engine_scores[SCORES_BYTES], engine_boxes[BOXES_BYTES];
 
-int nd_engine_init(void) { return 0; }
-int8_t *nd_engine_input(void) { return engine_input; }
-const int8_t *nd_engine_scores(void) { return engine_scores; }
-const int8_t *nd_engine_boxes(void) { return engine_boxes; }
-const char *nd_engine_name(void) { return "fuzz"; }
-uint32_t nd_engine_arena_bytes(void) { return sizeof(engine_input); }
+int nd_engine_init(void)
+{
+    return 0;
+}
+int8_t *nd_engine_input(void)
+{
+    return engine_input;
+}
+const int8_t *nd_engine_scores(void)
+{
+    return engine_scores;
+}
+const int8_t *nd_engine_boxes(void)
+{
+    return engine_boxes;
+}
+const char *nd_engine_name(void)
+{
+    return "fuzz";
+}
+uint32_t nd_engine_arena_bytes(void)
+{
+    return sizeof(engine_input);
+}
 
 int nd_engine_invoke(void)
 {
     uint32_t i, h = 2166136261u;
-    for (i = 0; i < 64u; ++i) h = (h ^ (uint8_t)engine_input[i * 4799u]) * 16777619u;
-    for (i = 0; i < SCORES_BYTES; ++i) engine_scores[i] = (int8_t)((h = h * 1103515245u + 12345u) >> 24);
-    for (i = 0; i < BOXES_BYTES; ++i) engine_boxes[i] = (int8_t)((h = h * 1103515245u + 12345u) >> 24);
+    for (i = 0; i < 64u; ++i) {
+        h = (h ^ (uint8_t)engine_input[i * 4799u]) * 16777619u;
+    }
+    for (i = 0; i < SCORES_BYTES; ++i) {
+        engine_scores[i] = (int8_t)((h = h * 1103515245u + 12345u) >> 24);
+    }
+    for (i = 0; i < BOXES_BYTES; ++i) {
+        engine_boxes[i] = (int8_t)((h = h * 1103515245u + 12345u) >> 24);
+    }
     return (h & 0xFFu) == 0u ? -1 : 0; /* now and then a failing invoke, to exercise that path */
 }
 
@@ -92,11 +122,25 @@ const int8_t nd_input_lut[3][256] = {{-128, 127}, {0, 1}, {5, -5}};
 #define E64 E8, E8, E8, E8, E8, E8, E8, E8
 const nd_post_params_t nd_post_params = {
     .exp_table = {E64, E64, E64, E64},
-    .score_threshold_q = 60, .max_out = 100, .iou_num = 1, .iou_den = 2,
-    .grid_h = 10, .grid_w = 10, .stride = 32, .input_h = 320, .input_w = 320,
-    .num_classes = 80, .num_bins = 8, .coord_frac_bits = 8,
-    .scores_row_stride = 800, .scores_col_stride = 80, .scores_class_stride = 1,
-    .boxes_row_stride = 320, .boxes_col_stride = 32, .boxes_side_stride = 8, .boxes_bin_stride = 1,
+    .score_threshold_q = 60,
+    .max_out = 100,
+    .iou_num = 1,
+    .iou_den = 2,
+    .grid_h = 10,
+    .grid_w = 10,
+    .stride = 32,
+    .input_h = 320,
+    .input_w = 320,
+    .num_classes = 80,
+    .num_bins = 8,
+    .coord_frac_bits = 8,
+    .scores_row_stride = 800,
+    .scores_col_stride = 80,
+    .scores_class_stride = 1,
+    .boxes_row_stride = 320,
+    .boxes_col_stride = 32,
+    .boxes_side_stride = 8,
+    .boxes_bin_stride = 1,
 };
 
 /* The input is a script of records, turned into the byte stream the device receives:
@@ -112,8 +156,12 @@ static size_t build_stream(const uint8_t *data, size_t size)
         uint8_t kind = data[pos++] % 3u;
         if (kind == 0u && pos < size) {
             size_t n = data[pos++];
-            if (n > size - pos) n = size - pos;
-            if (n > sizeof(stream) - out) break;
+            if (n > size - pos) {
+                n = size - pos;
+            }
+            if (n > sizeof(stream) - out) {
+                break;
+            }
             memcpy(stream + out, data + pos, n);
             pos += n;
             out += n;
@@ -123,9 +171,13 @@ static size_t build_stream(const uint8_t *data, size_t size)
             size_t len = (size_t)(data[pos + 3] | (data[pos + 4] << 8)) % (ND_PROTO_MAX_PAYLOAD + 1u);
             size_t n;
             pos += 5u;
-            if (len > size - pos) len = size - pos;
+            if (len > size - pos) {
+                len = size - pos;
+            }
             n = nd_frame_encode(stream + out, sizeof(stream) - out, type, seq, data + pos, len);
-            if (n == 0u) break;
+            if (n == 0u) {
+                break;
+            }
             pos += len;
             out += n;
         } else if (kind == 2u && sizeof(stream) - out >= 2u) {
@@ -145,7 +197,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_size = build_stream(data, size);
     fuzz_pos = 0;
     nd_parser_init(&out_parser, out_payload, sizeof(out_payload));
-    if (setjmp(fuzz_done) == 0) nd_app_main();
+    if (setjmp(fuzz_done) == 0) {
+        nd_app_main();
+    }
     must(!nd_parser_busy(&out_parser)); /* never half a frame out */
     return 0;
 }

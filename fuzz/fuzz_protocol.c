@@ -9,7 +9,9 @@
 
 static void must(int cond)
 {
-    if (!cond) abort();
+    if (!cond) {
+        abort();
+    }
 }
 
 static void read_everything(const uint8_t *payload, size_t n)
@@ -18,10 +20,18 @@ static void read_everything(const uint8_t *payload, size_t n)
     nd_reader_init(&r, payload, n);
     while (!r.error) {
         switch (nd_get_u8(&r) % 4u) {
-        case 0: (void)nd_get_u16(&r); break;
-        case 1: (void)nd_get_u32(&r); break;
-        case 2: (void)nd_get_bytes(&r, nd_get_u8(&r)); break;
-        default: (void)nd_get_bytes(&r, nd_reader_left(&r) + 1u); break;
+            case 0:
+                (void)nd_get_u16(&r);
+                break;
+            case 1:
+                (void)nd_get_u32(&r);
+                break;
+            case 2:
+                (void)nd_get_bytes(&r, nd_get_u8(&r));
+                break;
+            default:
+                (void)nd_get_bytes(&r, nd_reader_left(&r) + 1u);
+                break;
         }
     }
     must(r.pos <= r.len);
@@ -35,7 +45,9 @@ static void check_roundtrip(const nd_parser_t *p)
     int got = 0;
     must(n == ND_PROTO_HEADER_BYTES + p->length + ND_PROTO_CRC_BYTES);
     nd_parser_init(&q, payload, sizeof(payload));
-    for (i = 0; i < n; ++i) got += nd_parser_feed(&q, frame[i]) == ND_PARSE_FRAME;
+    for (i = 0; i < n; ++i) {
+        got += nd_parser_feed(&q, frame[i]) == ND_PARSE_FRAME;
+    }
     must(got == 1 && q.type == p->type && q.seq == p->seq && q.length == p->length);
     must(memcmp(q.payload, p->payload, p->length) == 0);
 }
@@ -48,12 +60,16 @@ static void feed_framed(const uint8_t *data, size_t size)
     nd_parser_t p;
     size_t len, n, i;
     int frames = 0;
-    if (size < 3) return;
+    if (size < 3) {
+        return;
+    }
     len = size - 3 > ND_PROTO_MAX_PAYLOAD ? ND_PROTO_MAX_PAYLOAD : size - 3;
     n = nd_frame_encode(frame, sizeof(frame), data[0], (uint16_t)(data[1] | (data[2] << 8)), data + 3, len);
     must(n > 0);
     nd_parser_init(&p, payload, sizeof(payload));
-    for (i = 0; i < n; ++i) frames += nd_parser_feed(&p, frame[i]) == ND_PARSE_FRAME;
+    for (i = 0; i < n; ++i) {
+        frames += nd_parser_feed(&p, frame[i]) == ND_PARSE_FRAME;
+    }
     must(frames == 1);
     read_everything(p.payload, p.length);
 }
@@ -65,23 +81,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     {
-    /* The first byte picks the buffer size, so short buffers (length refusals) are explored too. */
-    size_t capacity = size > 0 ? (size_t)data[0] * 17u : ND_PROTO_MAX_PAYLOAD;
-    uint8_t *buf = malloc(capacity > 0 ? capacity : 1u);
-    nd_parser_t p;
-    size_t i;
-    if (buf == NULL) return 0;
-    nd_parser_init(&p, buf, capacity);
-    for (i = 1; i < size; ++i) {
-        int r = nd_parser_feed(&p, data[i]);
-        must(r == ND_PARSE_MORE || r == ND_PARSE_FRAME || r == ND_PARSE_ERR_CRC || r == ND_PARSE_ERR_LENGTH);
-        if (r == ND_PARSE_FRAME) {
-            must(p.length <= capacity);
-            read_everything(p.payload, p.length);
-            check_roundtrip(&p);
+        /* The first byte picks the buffer size, so short buffers (length refusals) are explored too. */
+        size_t capacity = size > 0 ? (size_t)data[0] * 17u : ND_PROTO_MAX_PAYLOAD;
+        uint8_t *buf = malloc(capacity > 0 ? capacity : 1u);
+        nd_parser_t p;
+        size_t i;
+        if (buf == NULL) {
+            return 0;
         }
-    }
-    free(buf);
-    return 0;
+        nd_parser_init(&p, buf, capacity);
+        for (i = 1; i < size; ++i) {
+            int r = nd_parser_feed(&p, data[i]);
+            must(r == ND_PARSE_MORE || r == ND_PARSE_FRAME || r == ND_PARSE_ERR_CRC || r == ND_PARSE_ERR_LENGTH);
+            if (r == ND_PARSE_FRAME) {
+                must(p.length <= capacity);
+                read_everything(p.payload, p.length);
+                check_roundtrip(&p);
+            }
+        }
+        free(buf);
+        return 0;
     }
 }

@@ -32,23 +32,23 @@
  * otherwise keep a frame with a corrupted length alive for ever.  Capped below half the 32-bit timer range. */
 #define ND_TICKS_PER_SECOND ((uint64_t)ND_CORE_CLOCK_HZ / ND_TIMER_UNITS_PER_TICK)
 #ifndef ND_FRAME_DEADLINE_TICKS
-#define ND_FRAME_DEADLINE_TICKS_RAW \
+#define ND_FRAME_DEADLINE_TICKS_RAW                                                                                    \
     (ND_TICKS_PER_SECOND / 4u + ND_TICKS_PER_SECOND * 2u * 10u * ND_PROTO_MAX_FRAME / ND_UART_BAUD)
-#define ND_FRAME_DEADLINE_TICKS \
+#define ND_FRAME_DEADLINE_TICKS                                                                                        \
     ((uint32_t)(ND_FRAME_DEADLINE_TICKS_RAW > 0x7FFFFFFFu ? 0x7FFFFFFFu : ND_FRAME_DEADLINE_TICKS_RAW))
 #endif
 
 typedef struct {
     uint8_t rx_payload[ND_PROTO_MAX_PAYLOAD];
     uint8_t tx_frame[ND_PROTO_MAX_FRAME];
-    size_t tx_len;          /* last response, resent as-is when its request is repeated (lost reply) */
+    size_t tx_len; /* last response, resent as-is when its request is repeated (lost reply) */
     int tx_cached;
     uint8_t tx_request_type;
     uint16_t tx_request_seq;
-    int engine_status;      /* nd_engine_init result; requests that need the engine fail while < 0 */
-    uint8_t upload_kind;    /* ND_UPLOAD_* of the input being uploaded, 0 when none */
+    int engine_status;   /* nd_engine_init result; requests that need the engine fail while < 0 */
+    uint8_t upload_kind; /* ND_UPLOAD_* of the input being uploaded, 0 when none */
     uint32_t upload_received;
-    int outputs_valid;      /* scores/boxes hold the last RUN's outputs */
+    int outputs_valid; /* scores/boxes hold the last RUN's outputs */
     nd_detection_t detections[ND_MAX_DETECTIONS];
 } app_state_t;
 
@@ -74,7 +74,9 @@ static void send_response(const nd_parser_t *req, uint8_t type, const nd_writer_
     app.tx_cached = app.tx_len > 0u;
     app.tx_request_type = req->type;
     app.tx_request_seq = req->seq;
-    if (app.tx_len > 0u) nd_board_uart_write(app.tx_frame, app.tx_len);
+    if (app.tx_len > 0u) {
+        nd_board_uart_write(app.tx_frame, app.tx_len);
+    }
 }
 
 static void send_error(const nd_parser_t *req, uint16_t code, const char *text)
@@ -123,7 +125,9 @@ static void handle_hello(const nd_parser_t *req)
 static const uint8_t *embedded_image(uint32_t index)
 {
 #if ND_NUM_IMAGES > 0
-    if (index < (uint32_t)ND_NUM_IMAGES) return nd_images[index];
+    if (index < (uint32_t)ND_NUM_IMAGES) {
+        return nd_images[index];
+    }
 #else
     (void)index;
 #endif
@@ -133,7 +137,9 @@ static const uint8_t *embedded_image(uint32_t index)
 static const char *embedded_image_name(uint32_t index)
 {
 #if ND_NUM_IMAGES > 0
-    if (index < (uint32_t)ND_NUM_IMAGES) return nd_image_names[index];
+    if (index < (uint32_t)ND_NUM_IMAGES) {
+        return nd_image_names[index];
+    }
 #else
     (void)index;
 #endif
@@ -185,15 +191,16 @@ static void handle_upload(const nd_parser_t *req)
         app.upload_kind = kind;
         app.upload_received = 0u;
     }
-    if (kind != app.upload_kind || offset > app.upload_received || offset > INPUT_BYTES ||
-        n > INPUT_BYTES - offset) {
+    if (kind != app.upload_kind || offset > app.upload_received || offset > INPUT_BYTES || n > INPUT_BYTES - offset) {
         send_error(req, ND_ERR_INDEX, "upload chunk out of order or past the input size");
         return;
     }
     /* The input may share the arena with the outputs, so an upload ends their validity. */
     app.outputs_valid = 0;
     memcpy((uint8_t *)nd_engine_input() + offset, nd_get_bytes(&r, n), n);
-    if (offset + n > app.upload_received) app.upload_received = (uint32_t)(offset + n);
+    if (offset + n > app.upload_received) {
+        app.upload_received = (uint32_t)(offset + n);
+    }
     w = begin_response();
     nd_put_u8(&w, kind);
     nd_put_u32(&w, app.upload_received);
@@ -310,8 +317,7 @@ static void handle_read(const nd_parser_t *req)
     index = nd_get_u16(&r);
     offset = nd_get_u32(&r);
     length = nd_get_u16(&r);
-    if (r.error || nd_reader_left(&r) != 0u || length == 0u ||
-        length > ND_PROTO_MAX_PAYLOAD - DATA_HEADER_BYTES) {
+    if (r.error || nd_reader_left(&r) != 0u || length == 0u || length > ND_PROTO_MAX_PAYLOAD - DATA_HEADER_BYTES) {
         send_error(req, ND_ERR_MALFORMED, "READ wants u8 region, u16 index, u32 offset, u16 length (1..4091)");
         return;
     }
@@ -363,13 +369,27 @@ static void handle_frame(const nd_parser_t *req)
         return;
     }
     switch (req->type) {
-    case ND_MSG_HELLO: handle_hello(req); break;
-    case ND_MSG_IMAGE_INFO: handle_image_info(req); break;
-    case ND_MSG_UPLOAD: handle_upload(req); break;
-    case ND_MSG_RUN: handle_run(req); break;
-    case ND_MSG_READ: handle_read(req); break;
-    case ND_MSG_SHUTDOWN: handle_shutdown(req); break;
-    default: send_error(req, ND_ERR_UNKNOWN_TYPE, "unknown request type"); break;
+        case ND_MSG_HELLO:
+            handle_hello(req);
+            break;
+        case ND_MSG_IMAGE_INFO:
+            handle_image_info(req);
+            break;
+        case ND_MSG_UPLOAD:
+            handle_upload(req);
+            break;
+        case ND_MSG_RUN:
+            handle_run(req);
+            break;
+        case ND_MSG_READ:
+            handle_read(req);
+            break;
+        case ND_MSG_SHUTDOWN:
+            handle_shutdown(req);
+            break;
+        default:
+            send_error(req, ND_ERR_UNKNOWN_TYPE, "unknown request type");
+            break;
     }
 }
 
@@ -385,8 +405,14 @@ int main(void)
         if (nd_parser_busy(&parser) && nd_board_timer_now() - frame_start > ND_FRAME_DEADLINE_TICKS) {
             nd_parser_reset(&parser);
         }
-        if (c < 0) continue;
-        if (!nd_parser_busy(&parser)) frame_start = nd_board_timer_now();
-        if (nd_parser_feed(&parser, (uint8_t)c) == ND_PARSE_FRAME) handle_frame(&parser);
+        if (c < 0) {
+            continue;
+        }
+        if (!nd_parser_busy(&parser)) {
+            frame_start = nd_board_timer_now();
+        }
+        if (nd_parser_feed(&parser, (uint8_t)c) == ND_PARSE_FRAME) {
+            handle_frame(&parser);
+        }
     }
 }

@@ -1,6 +1,6 @@
 /* The thin board layer: everything the portable core needs from a board, nothing more.
- * Each board directory (firmware/rt1170, firmware/rt1050, firmware/mps2-an500) implements it; the
- * board's facts (name, clock, timer kind) come from the generated nd_board_config.h. */
+ * Each layer directory (firmware/imxrt for the i.MX RT EVKs, firmware/mps2-an500 for the emulated board) implements it
+ * in nd_board_<layer>.c; the board's facts (name, clock, timer kind) come from the generated nd_board_config.h. */
 #ifndef ND_BOARD_H
 #define ND_BOARD_H
 

@@ -28,8 +28,8 @@ void nd_profile_op(int op_index);
 #endif
 
 /* Fixed-point primitives, exposed for tests. */
-int32_t nd_srdhm(int32_t a, int32_t b);             /* SaturatingRoundingDoublingHighMul */
-int32_t nd_rdbpot(int32_t x, int exponent);          /* RoundingDivideByPOT, exponent >= 0 */
+int32_t nd_srdhm(int32_t a, int32_t b);                    /* SaturatingRoundingDoublingHighMul */
+int32_t nd_rdbpot(int32_t x, int exponent);                /* RoundingDivideByPOT, exponent >= 0 */
 int32_t nd_mbqm(int32_t x, int32_t multiplier, int shift); /* MultiplyByQuantizedMultiplier (double rounding) */
 
 /* A feature map view's geometry: c elements per pixel are used, pixels pstride apart, rows w*pstride
@@ -54,19 +54,19 @@ typedef struct {
     int32_t in_offset;        /* -input zero point */
     int32_t out_offset;       /* output zero point */
     int32_t act_min, act_max;
-    const int8_t *weights;    /* conv: OHWI; depthwise: HWC (1HWC) */
-    const int32_t *bias;      /* may be NULL */
-    const int32_t *mult;      /* per output channel */
-    const int8_t *shift;      /* per output channel */
-    const int8_t *lut;        /* fused element-wise activation (index value+128), or NULL */
+    const int8_t *weights; /* conv: OHWI; depthwise: HWC (1HWC) */
+    const int32_t *bias;   /* may be NULL */
+    const int32_t *mult;   /* per output channel */
+    const int8_t *shift;   /* per output channel */
+    const int8_t *lut;     /* fused element-wise activation (index value+128), or NULL */
     /* Fast path (NULL/0: reference loops).  The input offset is folded into bias_eff = bias + in_offset * sum(w);
      * padded taps then read the zero point, which contributes (zp + in_offset) * w = 0 exactly as in TFLM. */
     const int32_t *bias_eff;
-    const int16_t *wx;        /* conv: OHWI weights, K = kh*kw*in_c zero-padded to k4, as int16 pairs
+    const int16_t *wx; /* conv: OHWI weights, K = kh*kw*in_c zero-padded to k4, as int16 pairs
                                * (w0,w2),(w1,w3) per 4 taps, interleaved over blocks of 4 output channels */
     int16_t k4;
-    const nd_rq_t *rq;        /* NULL: the general requantisation */
-    const int8_t *wdw;        /* depthwise 3x3: weights channel-major [c][9] */
+    const nd_rq_t *rq; /* NULL: the general requantisation */
+    const int8_t *wdw; /* depthwise 3x3: weights channel-major [c][9] */
     /* Doubled-accumulator requantisation (NULL: the forms above), proven exact by the generator for the layer:
      * weights and bias are doubled (bias2 = 2 * bias_eff; conv: wx holds 2w) so that the high multiply is one
      * rounding SMMULR, and rqo = {mult, round + (out_offset << rsh), rsh} folds the output offset in. */

@@ -141,8 +141,7 @@ static inline int8_t nd_out(int32_t acc, const nd_conv_params_t *p, int oc)
 #define ND_NO_LIBCALLS
 #endif
 
-ND_NO_LIBCALLS static const int8_t *nd_patch(const nd_conv_params_t *p, const int8_t *in, int oy, int ox,
-                                             int8_t *buf)
+ND_NO_LIBCALLS static const int8_t *nd_patch(const nd_conv_params_t *p, const int8_t *in, int oy, int ox, int8_t *buf)
 {
     const int in_c = p->in.c;
     if (p->kh == 1 && p->kw == 1 && p->pad_t == 0 && p->pad_l == 0 && p->k4 == in_c) {
@@ -198,8 +197,8 @@ ND_NO_LIBCALLS static const int8_t *nd_patch(const nd_conv_params_t *p, const in
 
 int nd_conv2d_fast_ok(const nd_conv_params_t *p)
 {
-    return p->wx != NULL && (p->bias_eff != NULL || p->rqo != NULL) && p->k4 <= ND_PATCH_MAX &&
-           (p->out.c & 3) == 0 && (p->k4 & 3) == 0;
+    return p->wx != NULL && (p->bias_eff != NULL || p->rqo != NULL) && p->k4 <= ND_PATCH_MAX && (p->out.c & 3) == 0 &&
+           (p->k4 & 3) == 0;
 }
 
 static inline void nd_ld_w2(const uint32_t *w, uint32_t *a, uint32_t *b)
@@ -254,25 +253,25 @@ static inline void nd_out4(const int32_t *acc, const nd_conv_params_t *p, int oc
  * pixel's K inputs are sign-extended once into halfword pairs (SXTB16, even and odd bytes), so the inner loop is
  * doubleword loads and SMLADs only; the weights come pre-extended and interleaved from the generator. */
 /* Four output channels' dot products with the extended pixel xe[0, xend): accumulators a[0..3] start at bias. */
-#define ND_CONV_BLOCK(xe, xend, w, b, a0, a1, a2, a3)                                                       \
-    do {                                                                                                    \
-        a0 = (b)[0], a1 = (b)[1], a2 = (b)[2], a3 = (b)[3];                                                 \
-        for (const uint32_t *xp = (xe); xp < (xend);) {                                                     \
-            uint32_t v02, v13, wa, wb;                                                                      \
-            ND_LD2_POST(v02, v13, xp);                                                                      \
-            ND_LD2_POST(wa, wb, w);                                                                         \
-            a0 = nd_smlad(v02, wa, a0);                                                                     \
-            a0 = nd_smlad(v13, wb, a0);                                                                     \
-            ND_LD2_POST(wa, wb, w);                                                                         \
-            a1 = nd_smlad(v02, wa, a1);                                                                     \
-            a1 = nd_smlad(v13, wb, a1);                                                                     \
-            ND_LD2_POST(wa, wb, w);                                                                         \
-            a2 = nd_smlad(v02, wa, a2);                                                                     \
-            a2 = nd_smlad(v13, wb, a2);                                                                     \
-            ND_LD2_POST(wa, wb, w);                                                                         \
-            a3 = nd_smlad(v02, wa, a3);                                                                     \
-            a3 = nd_smlad(v13, wb, a3);                                                                     \
-        }                                                                                                   \
+#define ND_CONV_BLOCK(xe, xend, w, b, a0, a1, a2, a3)                                                                  \
+    do {                                                                                                               \
+        a0 = (b)[0], a1 = (b)[1], a2 = (b)[2], a3 = (b)[3];                                                            \
+        for (const uint32_t *xp = (xe); xp < (xend);) {                                                                \
+            uint32_t v02, v13, wa, wb;                                                                                 \
+            ND_LD2_POST(v02, v13, xp);                                                                                 \
+            ND_LD2_POST(wa, wb, w);                                                                                    \
+            a0 = nd_smlad(v02, wa, a0);                                                                                \
+            a0 = nd_smlad(v13, wb, a0);                                                                                \
+            ND_LD2_POST(wa, wb, w);                                                                                    \
+            a1 = nd_smlad(v02, wa, a1);                                                                                \
+            a1 = nd_smlad(v13, wb, a1);                                                                                \
+            ND_LD2_POST(wa, wb, w);                                                                                    \
+            a2 = nd_smlad(v02, wa, a2);                                                                                \
+            a2 = nd_smlad(v13, wb, a2);                                                                                \
+            ND_LD2_POST(wa, wb, w);                                                                                    \
+            a3 = nd_smlad(v02, wa, a3);                                                                                \
+            a3 = nd_smlad(v13, wb, a3);                                                                                \
+        }                                                                                                              \
     } while (0)
 
 /* Four requantised outputs to int8: through the fused activation table when the op has one. */
@@ -423,8 +422,8 @@ void nd_dwconv3x3_fast_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *o
                     const int y = iy + ky;
                     for (int kx = 0; kx < 3; ++kx) {
                         const int x = ix + kx;
-                        const int32_t v = (y < 0 || y >= p->in.h || x < 0 || x >= p->in.w)
-                                              ? zp : in[(int32_t)y * row + x * ps + c];
+                        const int32_t v =
+                            (y < 0 || y >= p->in.h || x < 0 || x >= p->in.w) ? zp : in[(int32_t)y * row + x * ps + c];
                         acc += v * w[ky * 3 + kx];
                     }
                 }
@@ -438,15 +437,15 @@ void nd_dwconv3x3_fast_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *o
  * halfword pairs (c0,c2) and (c1,c3) by SXTB16 and multiplied lane by lane (SMLABB/SMLATT) with the generator's
  * pre-extended weights, so a tap costs a load, two extends, a doubleword load and four MACs.  rows[ky] is where
  * the window's row ky starts; its three taps are ps apart (register-offset loads: no per-tap pointers). */
-#define ND_DW4_TAP(x, w, a0, a1, a2, a3)                                                                    \
-    do {                                                                                                    \
-        const uint32_t v_ = (x), xe_ = nd_sxtb16(v_), xo_ = nd_sxtb16_ror8(v_);                             \
-        uint32_t we_, wo_;                                                                                  \
-        ND_LD2_POST(we_, wo_, w);                                                                           \
-        a0 = nd_smlabb(xe_, we_, a0);                                                                       \
-        a2 = nd_smlatt(xe_, we_, a2);                                                                       \
-        a1 = nd_smlabb(xo_, wo_, a1);                                                                       \
-        a3 = nd_smlatt(xo_, wo_, a3);                                                                       \
+#define ND_DW4_TAP(x, w, a0, a1, a2, a3)                                                                               \
+    do {                                                                                                               \
+        const uint32_t v_ = (x), xe_ = nd_sxtb16(v_), xo_ = nd_sxtb16_ror8(v_);                                        \
+        uint32_t we_, wo_;                                                                                             \
+        ND_LD2_POST(we_, wo_, w);                                                                                      \
+        a0 = nd_smlabb(xe_, we_, a0);                                                                                  \
+        a2 = nd_smlatt(xe_, we_, a2);                                                                                  \
+        a1 = nd_smlabb(xo_, wo_, a1);                                                                                  \
+        a3 = nd_smlatt(xo_, wo_, a3);                                                                                  \
     } while (0)
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -512,10 +511,10 @@ void nd_dwconv3x3_simd_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *o
             const int ix = ox * p->sw - p->pad_l;
             if (y_in && ix >= 0 && ix + 2 < p->in.w) {
                 /* the run of interior pixels from here: ix + 2 < in.w for every one of them */
-                const int n = (p->in.w - 3 - ix) / p->sw + 1 < p->out.w - ox ? (p->in.w - 3 - ix) / p->sw + 1
-                                                                             : p->out.w - ox;
-                nd_dw4_span(in + (int32_t)iy * row + ix * ps, row, ps, (int32_t)p->sw * ps, n, p, o,
-                            p->out.pstride, use_lut);
+                const int n =
+                    (p->in.w - 3 - ix) / p->sw + 1 < p->out.w - ox ? (p->in.w - 3 - ix) / p->sw + 1 : p->out.w - ox;
+                nd_dw4_span(in + (int32_t)iy * row + ix * ps, row, ps, (int32_t)p->sw * ps, n, p, o, p->out.pstride,
+                            use_lut);
                 ox += n - 1;
                 o += (int32_t)(n - 1) * p->out.pstride;
                 continue;

@@ -14,19 +14,45 @@
 static int params_ok(const nd_post_params_t *p)
 {
     uint32_t cells = (uint32_t)p->grid_h * p->grid_w;
-    if (cells == 0u || cells > ND_POST_MAX_CELLS || cells > 65536u) return 0;
-    if (p->num_classes == 0u || p->num_classes > 256u) return 0;
-    if (p->num_bins == 0u || p->num_bins > MAX_BINS) return 0;
-    if (p->coord_frac_bits == 0u || p->coord_frac_bits > MAX_FRAC_BITS) return 0;
-    if (p->stride == 0u || ((uint32_t)p->stride << (p->coord_frac_bits + 1u)) > MAX_STRIDE_FX) return 0;
-    if (((uint32_t)p->input_w << p->coord_frac_bits) > MAX_EXTENT_FX) return 0;
-    if (((uint32_t)p->input_h << p->coord_frac_bits) > MAX_EXTENT_FX) return 0;
-    if (p->iou_den == 0u || p->iou_den > MAX_IOU_TERM || p->iou_num > MAX_IOU_TERM) return 0;
-    if (p->exp_table[0] == 0u) return 0; /* the max bin's weight: keeps every denominator positive */
-    if (p->score_threshold_q < -129 || p->score_threshold_q > 127) return 0;
-    if (p->scores_row_stride < 0 || p->scores_col_stride < 0 || p->scores_class_stride < 0) return 0;
-    if (p->boxes_row_stride < 0 || p->boxes_col_stride < 0 || p->boxes_side_stride < 0) return 0;
-    if (p->boxes_bin_stride < 0) return 0;
+    if (cells == 0u || cells > ND_POST_MAX_CELLS || cells > 65536u) {
+        return 0;
+    }
+    if (p->num_classes == 0u || p->num_classes > 256u) {
+        return 0;
+    }
+    if (p->num_bins == 0u || p->num_bins > MAX_BINS) {
+        return 0;
+    }
+    if (p->coord_frac_bits == 0u || p->coord_frac_bits > MAX_FRAC_BITS) {
+        return 0;
+    }
+    if (p->stride == 0u || ((uint32_t)p->stride << (p->coord_frac_bits + 1u)) > MAX_STRIDE_FX) {
+        return 0;
+    }
+    if (((uint32_t)p->input_w << p->coord_frac_bits) > MAX_EXTENT_FX) {
+        return 0;
+    }
+    if (((uint32_t)p->input_h << p->coord_frac_bits) > MAX_EXTENT_FX) {
+        return 0;
+    }
+    if (p->iou_den == 0u || p->iou_den > MAX_IOU_TERM || p->iou_num > MAX_IOU_TERM) {
+        return 0;
+    }
+    if (p->exp_table[0] == 0u) {
+        return 0; /* the max bin's weight: keeps every denominator positive */
+    }
+    if (p->score_threshold_q < -129 || p->score_threshold_q > 127) {
+        return 0;
+    }
+    if (p->scores_row_stride < 0 || p->scores_col_stride < 0 || p->scores_class_stride < 0) {
+        return 0;
+    }
+    if (p->boxes_row_stride < 0 || p->boxes_col_stride < 0 || p->boxes_side_stride < 0) {
+        return 0;
+    }
+    if (p->boxes_bin_stride < 0) {
+        return 0;
+    }
     return 1;
 }
 
@@ -46,7 +72,9 @@ static int32_t side_distance(const int8_t *bins, const nd_post_params_t *p)
     uint32_t b;
     for (b = 0u; b < p->num_bins; ++b) {
         int q = bins[(ptrdiff_t)b * p->boxes_bin_stride];
-        if (q > qmax) qmax = q;
+        if (q > qmax) {
+            qmax = q;
+        }
     }
     for (b = 0u; b < p->num_bins; ++b) {
         uint64_t w = p->exp_table[qmax - bins[(ptrdiff_t)b * p->boxes_bin_stride]];
@@ -107,9 +135,13 @@ static uint32_t collect_candidates(const int8_t *scores, const nd_post_params_t 
                     best_c = c;
                 }
             }
-            if (best <= p->score_threshold_q) continue;
+            if (best <= p->score_threshold_q) {
+                continue;
+            }
             key = make_key(best, y * p->grid_w + x, best_c);
-            for (i = n; i > 0u && keys[i - 1u] < key; --i) keys[i] = keys[i - 1u];
+            for (i = n; i > 0u && keys[i - 1u] < key; --i) {
+                keys[i] = keys[i - 1u];
+            }
             keys[i] = key;
             ++n;
         }
@@ -117,16 +149,22 @@ static uint32_t collect_candidates(const int8_t *scores, const nd_post_params_t 
     return n;
 }
 
-int nd_postprocess(const int8_t *scores, const int8_t *boxes, const nd_post_params_t *params,
-                   nd_detection_t *out, size_t capacity)
+int nd_postprocess(const int8_t *scores, const int8_t *boxes, const nd_post_params_t *params, nd_detection_t *out,
+                   size_t capacity)
 {
     uint32_t keys[ND_POST_MAX_CELLS];
     uint32_t n_cand, i, limit;
     int kept = 0;
-    if (scores == NULL || boxes == NULL || params == NULL || (out == NULL && capacity > 0u)) return ND_POST_ERR_ARG;
-    if (!params_ok(params)) return ND_POST_ERR_PARAMS;
+    if (scores == NULL || boxes == NULL || params == NULL || (out == NULL && capacity > 0u)) {
+        return ND_POST_ERR_ARG;
+    }
+    if (!params_ok(params)) {
+        return ND_POST_ERR_PARAMS;
+    }
     limit = params->max_out < capacity ? params->max_out : (uint32_t)capacity;
-    if (limit == 0u) return 0;
+    if (limit == 0u) {
+        return 0;
+    }
     n_cand = collect_candidates(scores, params, keys);
     for (i = 0u; i < n_cand; ++i) {
         nd_detection_t d;
@@ -136,10 +174,16 @@ int nd_postprocess(const int8_t *scores, const int8_t *boxes, const nd_post_para
         d.score = (int8_t)((int)(keys[i] >> 24) - 128);
         decode_box(boxes, d.cell, params, &d);
         /* greedy NMS: a candidate survives when no better, already kept box overlaps it too much */
-        for (k = 0; k < kept && !suppressed; ++k) suppressed = overlaps(&out[k], &d, params);
-        if (suppressed) continue;
+        for (k = 0; k < kept && !suppressed; ++k) {
+            suppressed = overlaps(&out[k], &d, params);
+        }
+        if (suppressed) {
+            continue;
+        }
         out[kept++] = d;
-        if ((uint32_t)kept == limit) break;
+        if ((uint32_t)kept == limit) {
+            break;
+        }
     }
     return kept;
 }

@@ -54,8 +54,8 @@ typedef struct {
 /* Decode and suppress.  scores/boxes: the model's int8 output tensors, addressed through the params' strides.
  * Writes at most min(params->max_out, capacity) detections to out, best score first (ties: lower cell first),
  * and returns how many, or a negative ND_POST_ERR_* code. */
-int nd_postprocess(const int8_t *scores, const int8_t *boxes, const nd_post_params_t *params,
-                   nd_detection_t *out, size_t capacity);
+int nd_postprocess(const int8_t *scores, const int8_t *boxes, const nd_post_params_t *params, nd_detection_t *out,
+                   size_t capacity);
 
 #ifdef __cplusplus
 }

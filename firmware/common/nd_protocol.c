@@ -51,14 +51,18 @@ size_t nd_frame_encode(uint8_t *out, size_t cap, uint8_t type, uint16_t seq, con
 {
     size_t total = ND_PROTO_HEADER_BYTES + len + ND_PROTO_CRC_BYTES;
     uint32_t crc;
-    if (out == NULL || len > ND_PROTO_MAX_PAYLOAD || total > cap || (len > 0u && payload == NULL)) return 0;
+    if (out == NULL || len > ND_PROTO_MAX_PAYLOAD || total > cap || (len > 0u && payload == NULL)) {
+        return 0;
+    }
     out[0] = ND_PROTO_SYNC0;
     out[1] = ND_PROTO_SYNC1;
     out[2] = ND_PROTO_VERSION;
     out[3] = type;
     put_le16(out + 4, seq);
     put_le16(out + 6, (uint16_t)len);
-    if (len > 0u) memmove(out + ND_PROTO_HEADER_BYTES, payload, len); /* payload may already sit in out */
+    if (len > 0u) {
+        memmove(out + ND_PROTO_HEADER_BYTES, payload, len); /* payload may already sit in out */
+    }
     crc = nd_crc32(0u, out + 2, ND_PROTO_HEADER_BYTES - 2u + len);
     put_le32(out + ND_PROTO_HEADER_BYTES + len, crc);
     return total;
@@ -85,7 +89,9 @@ int nd_parser_feed(nd_parser_t *p, uint8_t byte)
 {
     size_t got = p->got;
     if (got == 0u) {
-        if (byte == ND_PROTO_SYNC0) p->header[p->got++] = byte;
+        if (byte == ND_PROTO_SYNC0) {
+            p->header[p->got++] = byte;
+        }
         return ND_PARSE_MORE;
     }
     if (got == 1u) {
@@ -115,12 +121,16 @@ int nd_parser_feed(nd_parser_t *p, uint8_t byte)
     }
     p->crc_bytes[got - ND_PROTO_HEADER_BYTES - p->length] = byte;
     p->got++;
-    if (p->got < ND_PROTO_HEADER_BYTES + (size_t)p->length + ND_PROTO_CRC_BYTES) return ND_PARSE_MORE;
+    if (p->got < ND_PROTO_HEADER_BYTES + (size_t)p->length + ND_PROTO_CRC_BYTES) {
+        return ND_PARSE_MORE;
+    }
     p->got = 0u;
     {
         uint32_t crc = nd_crc32(0u, p->header + 2, ND_PROTO_HEADER_BYTES - 2u);
         crc = nd_crc32(crc, p->payload, p->length);
-        if (crc != get_le32(p->crc_bytes)) return ND_PARSE_ERR_CRC;
+        if (crc != get_le32(p->crc_bytes)) {
+            return ND_PARSE_ERR_CRC;
+        }
     }
     p->version = p->header[2];
     p->type = p->header[3];
@@ -151,32 +161,42 @@ static uint8_t *writer_room(nd_writer_t *w, size_t n)
 void nd_put_u8(nd_writer_t *w, uint8_t v)
 {
     uint8_t *at = writer_room(w, 1u);
-    if (at != NULL) at[0] = v;
+    if (at != NULL) {
+        at[0] = v;
+    }
 }
 
 void nd_put_u16(nd_writer_t *w, uint16_t v)
 {
     uint8_t *at = writer_room(w, 2u);
-    if (at != NULL) put_le16(at, v);
+    if (at != NULL) {
+        put_le16(at, v);
+    }
 }
 
 void nd_put_u32(nd_writer_t *w, uint32_t v)
 {
     uint8_t *at = writer_room(w, 4u);
-    if (at != NULL) put_le32(at, v);
+    if (at != NULL) {
+        put_le32(at, v);
+    }
 }
 
 void nd_put_bytes(nd_writer_t *w, const void *data, size_t n)
 {
     uint8_t *at = writer_room(w, n);
-    if (at != NULL && n > 0u) memcpy(at, data, n);
+    if (at != NULL && n > 0u) {
+        memcpy(at, data, n);
+    }
 }
 
 void nd_put_str(nd_writer_t *w, const char *s)
 {
     size_t n = 0u;
     if (s != NULL) {
-        while (n < 255u && s[n] != '\0') ++n;
+        while (n < 255u && s[n] != '\0') {
+            ++n;
+        }
     }
     nd_put_u8(w, (uint8_t)n);
     nd_put_bytes(w, s, n);

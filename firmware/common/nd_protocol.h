@@ -36,8 +36,8 @@ extern "C" {
 #define ND_MSG_RESULT 0x84u
 #define ND_MSG_DATA 0x85u
 #define ND_MSG_BYE 0x86u
-#define ND_MSG_BUSY 0x87u       /* empty: RUN accepted, result follows (lets the host tell slow from lost) */
-#define ND_MSG_ERROR 0xFFu      /* u16 code, u8 request type, u8 text length, text */
+#define ND_MSG_BUSY 0x87u  /* empty: RUN accepted, result follows (lets the host tell slow from lost) */
+#define ND_MSG_ERROR 0xFFu /* u16 code, u8 request type, u8 text length, text */
 
 /* UPLOAD kinds */
 #define ND_UPLOAD_RGB888 1u /* 320x320x3 RGB pixels, preprocessed on the device through nd_input_lut */
@@ -63,8 +63,8 @@ extern "C" {
 #define ND_ERR_NO_OUTPUT 8u    /* READ of an output before a successful RUN */
 
 /* Parser results */
-#define ND_PARSE_MORE 0       /* byte consumed, no frame yet */
-#define ND_PARSE_FRAME 1      /* a whole frame with a good CRC is in the parser */
+#define ND_PARSE_MORE 0          /* byte consumed, no frame yet */
+#define ND_PARSE_FRAME 1         /* a whole frame with a good CRC is in the parser */
 #define ND_PARSE_ERR_LENGTH (-1) /* header announced more than the buffer holds; frame dropped */
 #define ND_PARSE_ERR_CRC (-2)    /* CRC mismatch; frame dropped */
 
@@ -76,11 +76,11 @@ size_t nd_frame_encode(uint8_t *out, size_t cap, uint8_t type, uint16_t seq, con
 
 /* Byte-at-a-time receiver.  It hunts for the sync bytes, so it recovers from garbage between frames. */
 typedef struct {
-    uint8_t *payload;  /* caller's buffer */
-    size_t capacity;   /* its size: longer frames are rejected at the header */
+    uint8_t *payload; /* caller's buffer */
+    size_t capacity;  /* its size: longer frames are rejected at the header */
     uint8_t header[ND_PROTO_HEADER_BYTES];
     uint8_t crc_bytes[ND_PROTO_CRC_BYTES];
-    size_t got;        /* bytes of the current frame so far (header, payload, CRC) */
+    size_t got; /* bytes of the current frame so far (header, payload, CRC) */
     /* valid after ND_PARSE_FRAME */
     uint8_t version;
     uint8_t type;
@@ -89,8 +89,8 @@ typedef struct {
 } nd_parser_t;
 
 void nd_parser_init(nd_parser_t *p, uint8_t *payload, size_t capacity);
-void nd_parser_reset(nd_parser_t *p);          /* drop a partial frame, hunt for sync again */
-int nd_parser_busy(const nd_parser_t *p);      /* 1 while inside a frame */
+void nd_parser_reset(nd_parser_t *p);             /* drop a partial frame, hunt for sync again */
+int nd_parser_busy(const nd_parser_t *p);         /* 1 while inside a frame */
 int nd_parser_feed(nd_parser_t *p, uint8_t byte); /* ND_PARSE_* */
 
 /* Bounds-checked little-endian payload writer and reader: an overrun sets the sticky error flag instead of

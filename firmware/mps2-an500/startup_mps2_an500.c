@@ -19,13 +19,19 @@ void Reset_Handler(void)
 {
     uint32_t *src = &__data_load__, *dst = &__data_start__;
     void (**ctor)(void);
-    while (dst < &__data_end__) *dst++ = *src++;
-    for (dst = &__bss_start__; dst < &__bss_end__;) *dst++ = 0u;
+    while (dst < &__data_end__) {
+        *dst++ = *src++;
+    }
+    for (dst = &__bss_start__; dst < &__bss_end__;) {
+        *dst++ = 0u;
+    }
     /* CP10/CP11 full access: without it the first FPU instruction (TFLM, libm) faults. */
     SCB_CPACR |= 0xFu << 20;
     __asm__ volatile("dsb\n\tisb" ::: "memory");
     /* No crt0 (-nostartfiles): run C++ static constructors of the TFLM glue ourselves. */
-    for (ctor = __init_array_start; ctor < __init_array_end; ++ctor) (*ctor)();
+    for (ctor = __init_array_start; ctor < __init_array_end; ++ctor) {
+        (*ctor)();
+    }
     nd_board_exit(main());
 }
 
@@ -43,7 +49,10 @@ __attribute__((section(".isr_vector"), used)) static void (*const vector_table[1
     Fault_Handler, /* MemManage */
     Fault_Handler, /* BusFault */
     Fault_Handler, /* UsageFault */
-    0, 0, 0, 0,
+    0,
+    0,
+    0,
+    0,
     Fault_Handler, /* SVCall */
     Fault_Handler, /* DebugMonitor */
     0,

@@ -13,9 +13,11 @@ int nd_post_batch(const int8_t *scores, size_t scores_len, const int8_t *boxes, 
     size_t i;
     for (i = 0; i < n; ++i) {
         size_t cap = capacity[i] < out_stride ? capacity[i] : out_stride;
-        counts[i] = nd_postprocess(scores + i * scores_len, boxes + i * boxes_len, params[i], out + i * out_stride,
-                                   cap);
-        if (counts[i] < 0) return counts[i];
+        counts[i] =
+            nd_postprocess(scores + i * scores_len, boxes + i * boxes_len, params[i], out + i * out_stride, cap);
+        if (counts[i] < 0) {
+            return counts[i];
+        }
     }
     return 0;
 }

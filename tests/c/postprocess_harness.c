@@ -20,26 +20,46 @@ static int self_check(void)
     int8_t zeros[4] = {0, 0, 0, 0};
     nd_detection_t det[1];
     nd_post_params_t bad = harness_params[0];
-    if (nd_postprocess(NULL, zeros, &bad, det, 1) != ND_POST_ERR_ARG) return 1;
-    if (nd_postprocess(zeros, NULL, &bad, det, 1) != ND_POST_ERR_ARG) return 2;
-    if (nd_postprocess(zeros, zeros, NULL, det, 1) != ND_POST_ERR_ARG) return 3;
-    if (nd_postprocess(zeros, zeros, &bad, NULL, 1) != ND_POST_ERR_ARG) return 4;
+    if (nd_postprocess(NULL, zeros, &bad, det, 1) != ND_POST_ERR_ARG) {
+        return 1;
+    }
+    if (nd_postprocess(zeros, NULL, &bad, det, 1) != ND_POST_ERR_ARG) {
+        return 2;
+    }
+    if (nd_postprocess(zeros, zeros, NULL, det, 1) != ND_POST_ERR_ARG) {
+        return 3;
+    }
+    if (nd_postprocess(zeros, zeros, &bad, NULL, 1) != ND_POST_ERR_ARG) {
+        return 4;
+    }
     bad.grid_w = 11; /* 110 cells > ND_POST_MAX_CELLS */
-    if (nd_postprocess(zeros, zeros, &bad, det, 1) != ND_POST_ERR_PARAMS) return 5;
+    if (nd_postprocess(zeros, zeros, &bad, det, 1) != ND_POST_ERR_PARAMS) {
+        return 5;
+    }
     bad = harness_params[0];
     bad.iou_den = 0;
-    if (nd_postprocess(zeros, zeros, &bad, det, 1) != ND_POST_ERR_PARAMS) return 6;
+    if (nd_postprocess(zeros, zeros, &bad, det, 1) != ND_POST_ERR_PARAMS) {
+        return 6;
+    }
     bad = harness_params[0];
     bad.coord_frac_bits = 11;
-    if (nd_postprocess(zeros, zeros, &bad, det, 1) != ND_POST_ERR_PARAMS) return 7;
+    if (nd_postprocess(zeros, zeros, &bad, det, 1) != ND_POST_ERR_PARAMS) {
+        return 7;
+    }
     bad = harness_params[0];
     bad.exp_table[0] = 0;
-    if (nd_postprocess(zeros, zeros, &bad, det, 1) != ND_POST_ERR_PARAMS) return 8;
+    if (nd_postprocess(zeros, zeros, &bad, det, 1) != ND_POST_ERR_PARAMS) {
+        return 8;
+    }
     bad = harness_params[0];
     bad.boxes_bin_stride = -1;
-    if (nd_postprocess(zeros, zeros, &bad, det, 1) != ND_POST_ERR_PARAMS) return 9;
+    if (nd_postprocess(zeros, zeros, &bad, det, 1) != ND_POST_ERR_PARAMS) {
+        return 9;
+    }
     /* capacity 0 needs no output buffer and touches no tensor */
-    if (nd_postprocess(zeros, zeros, &harness_params[0], NULL, 0) != 0) return 10;
+    if (nd_postprocess(zeros, zeros, &harness_params[0], NULL, 0) != 0) {
+        return 10;
+    }
     return 0;
 }
 
@@ -71,9 +91,10 @@ int main(int argc, char **argv)
         }
         n = nd_postprocess(scores, boxes, &harness_params[idx], out, cap);
         printf("%d", n);
-        for (i = 0; i < n; ++i)
-            printf(" %ld %ld %ld %ld %u %u %d", (long)out[i].x1, (long)out[i].y1, (long)out[i].x2,
-                   (long)out[i].y2, (unsigned)out[i].cell, (unsigned)out[i].class_id, (int)out[i].score);
+        for (i = 0; i < n; ++i) {
+            printf(" %ld %ld %ld %ld %u %u %d", (long)out[i].x1, (long)out[i].y1, (long)out[i].x2, (long)out[i].y2,
+                   (unsigned)out[i].cell, (unsigned)out[i].class_id, (int)out[i].score);
+        }
         printf("\n");
         free(scores);
         free(boxes);

@@ -8,21 +8,23 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                                             \
-    do {                                                                                                             \
-        if (!(cond)) {                                                                                               \
-            printf("FAIL %s: ", name);                                                                               \
-            printf(__VA_ARGS__);                                                                                     \
-            printf("\n");                                                                                            \
-            ++failures;                                                                                              \
-        }                                                                                                            \
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            printf("FAIL %s: ", name);                                                                                 \
+            printf(__VA_ARGS__);                                                                                       \
+            printf("\n");                                                                                              \
+            ++failures;                                                                                                \
+        }                                                                                                              \
     } while (0)
 
 static size_t read_file(const char *path, uint8_t *buf, size_t cap)
 {
     FILE *f = fopen(path, "rb");
     size_t n;
-    if (f == NULL) return (size_t)-1;
+    if (f == NULL) {
+        return (size_t)-1;
+    }
     n = fread(buf, 1, cap, f);
     fclose(f);
     return n;
@@ -39,13 +41,21 @@ static void check_entry(const char *dir, const char *name, const char *expect, u
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     n = read_file(path, data, sizeof(data));
     CHECK(n != (size_t)-1, "cannot read %s", path);
-    if (n == (size_t)-1) return;
+    if (n == (size_t)-1) {
+        return;
+    }
     nd_parser_init(&p, payload, sizeof(payload));
     for (i = 0; i < n; ++i) {
         int r = nd_parser_feed(&p, data[i]);
-        if (r == ND_PARSE_FRAME) ++frames;
-        if (r == ND_PARSE_ERR_CRC) ++crc_errors;
-        if (r == ND_PARSE_ERR_LENGTH) ++length_errors;
+        if (r == ND_PARSE_FRAME) {
+            ++frames;
+        }
+        if (r == ND_PARSE_ERR_CRC) {
+            ++crc_errors;
+        }
+        if (r == ND_PARSE_ERR_LENGTH) {
+            ++length_errors;
+        }
     }
     if (strcmp(expect, "ok") == 0) {
         CHECK(frames == 1 && crc_errors == 0 && length_errors == 0, "want one frame, got %d (crc %d, length %d)",

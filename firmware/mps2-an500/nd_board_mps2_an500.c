@@ -60,7 +60,9 @@ void nd_board_uart_write(const uint8_t *data, size_t n)
 
 int nd_board_uart_read(void)
 {
-    if ((UART_STATE & UART_STATE_RX_FULL) == 0u) return -1;
+    if ((UART_STATE & UART_STATE_RX_FULL) == 0u) {
+        return -1;
+    }
     return (int)(UART_DATA & 0xFFu);
 }
 

@@ -21,8 +21,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nanodet_mcu import boards, c_array, model_info, preprocess  # noqa: E402
-from nanodet_mcu.aot import emit_c  # noqa: E402
+from nanodet_mcu import boards, model_info, preprocess  # noqa: E402
+from nanodet_mcu.codegen import c_array  # noqa: E402
+from nanodet_mcu.codegen.aot import emit_c  # noqa: E402
 from nanodet_mcu.runners import TflmRunner  # noqa: E402
 
 INSTRUCTIONS_PER_TICK = 40
@@ -108,7 +109,7 @@ def build(model: Path, image: Path, out: Path, profile: bool) -> tuple[Path, int
              "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections", f"-I{out}", f"-I{common}"]
     flags += ["-DND_PROFILE"] if profile else []
     srcs = [out / "bench_main.c", out / "bench_input.c", out / "nd_model.c", *sorted(common.glob("nd_kernels*.c")),
-            board / "startup_mps2_an500.c", board / "board_mps2_an500.c"]
+            board / "startup_mps2_an500.c", board / "nd_board_mps2_an500.c"]
     elf = out / "bench.elf"
     cmd = ["arm-none-eabi-gcc", *flags, *map(str, srcs), f"-T{board / 'mps2_an500.ld'}", "-nostartfiles",
            "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections", "-o", str(elf)]

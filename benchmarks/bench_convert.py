@@ -24,8 +24,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from nanodet_mcu import convert, decode, model_info, preprocess, runners  # noqa: E402
-from nanodet_mcu.evaluate import evaluate_model, format_metrics  # noqa: E402
+from nanodet_mcu import decode, model_info, preprocess, runners  # noqa: E402
+from nanodet_mcu.model import convert  # noqa: E402
+from nanodet_mcu.model.evaluate import evaluate_model, format_metrics  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 
@@ -65,8 +66,8 @@ def main() -> int:
     ap.add_argument("--skip-minmax", action="store_true", help="do not build the plain min/max variant")
     args = ap.parse_args()
 
-    from nanodet_mcu.nanodet_tf import NanodetStride32
-    from nanodet_mcu.weights import load_weights
+    from nanodet_mcu.model.nanodet_tf import NanodetStride32
+    from nanodet_mcu.model.weights import load_weights
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_convert."))
     models: list[tuple[str, Path]] = []

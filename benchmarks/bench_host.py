@@ -40,7 +40,7 @@ def main() -> None:
             print(f"  detect per image, {interp:6s}: unavailable ({exc})")
     onnx = SHARED / "models/nanodet_m_0.5x.onnx"
     print(f"  float onnx (onnxruntime):   {time_detector(onnx, 'tflm', images) * 1e3:7.1f} ms")
-    from nanodet_mcu.evaluate import evaluate_model
+    from nanodet_mcu.model.evaluate import evaluate_model
 
     t0 = time.perf_counter()
     evaluate_model(args.model, SHARED / "coco/val", SHARED / "coco/instances_val_derived600.json", limit=args.images)

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nanodet_mcu.emulator import Emulator  # noqa: E402
+from nanodet_mcu.device.emulator import Emulator  # noqa: E402
 from nanodet_mcu.errors import NanodetError  # noqa: E402
 from nanodet_mcu.link import protocol as p  # noqa: E402
 from nanodet_mcu.link.client import DeviceClient  # noqa: E402

@@ -20,8 +20,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from nanodet_mcu import FIRMWARE_DIR, decode, model_info, postprocess_c, postprocess_fixed as pf  # noqa: E402
-from nanodet_mcu import boards, preprocess, runners  # noqa: E402
+from nanodet_mcu import FIRMWARE_DIR, boards, decode, model_info, postprocess_c, preprocess, runners  # noqa: E402  # noqa: E402
+from nanodet_mcu import postprocess_fixed as pf
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 COMMON = FIRMWARE_DIR / "common"

@@ -160,10 +160,12 @@ def nanodet_problem(info: ModelInfo) -> str | None:
         return f"input shape {list(x.shape)} is not {list(spec.INPUT_SHAPE)}"
     for t in (x, *info.outputs):
         if t.dtype != "int8" or t.scale is None:
-            return f"tensor '{t.name}' is {t.dtype}{'' if t.scale is not None else ' without per-tensor quantisation'}, not int8"
+            quant = "" if t.scale is not None else " without per-tensor quantisation"
+            return f"tensor '{t.name}' is {t.dtype}{quant}, not int8"
     shapes = sorted(t.shape for t in info.outputs)
     if shapes != sorted((spec.SCORES_SHAPE, spec.BOXES_SHAPE)):
-        return f"output shapes {[list(t.shape) for t in info.outputs]} are not {list(spec.SCORES_SHAPE)} and {list(spec.BOXES_SHAPE)}"
+        return (f"output shapes {[list(t.shape) for t in info.outputs]} are not {list(spec.SCORES_SHAPE)} and "
+                f"{list(spec.BOXES_SHAPE)}")
     return None
 
 

@@ -59,8 +59,8 @@ class Detector:
                  score_threshold: float = spec.SCORE_THRESHOLD, iou_threshold: float = spec.IOU_THRESHOLD,
                  max_detections: int = spec.MAX_DETECTIONS):
         self.model_path = Path(model_path)
-        self.thresholds = dict(score_threshold=score_threshold, iou_threshold=iou_threshold,
-                               max_out=max_detections)
+        self.thresholds = {"score_threshold": score_threshold, "iou_threshold": iou_threshold,
+                           "max_out": max_detections}
         if decoder not in DECODERS:
             raise NanodetError(f"unknown decoder '{decoder}' (choose from {', '.join(DECODERS)})")
         self.decoder = decoder

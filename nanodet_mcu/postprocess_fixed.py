@@ -158,7 +158,7 @@ def params_problem(p: FixedParams) -> str | None:
         (0 < p.num_classes <= 256, f"{p.num_classes} classes (1..256)"),
         (0 < p.num_bins <= MAX_BINS, f"{p.num_bins} bins (1..{MAX_BINS})"),
         (0 < f <= MAX_FRAC_BITS, f"{f} coordinate fraction bits (1..{MAX_FRAC_BITS})"),
-        (0 < p.stride and p.stride << (f + 1) <= MAX_STRIDE_FX, f"stride {p.stride} too large"),
+        (p.stride > 0 and p.stride << (f + 1) <= MAX_STRIDE_FX, f"stride {p.stride} too large"),
         (p.input_w << f <= MAX_EXTENT_FX and p.input_h << f <= MAX_EXTENT_FX, "input too large"),
         (0 < p.iou_den <= MAX_IOU_TERM and 0 <= p.iou_num <= MAX_IOU_TERM, "IoU ratio terms out of range"),
         (len(p.exp_table) == EXP_TABLE_SIZE and p.exp_table[0] > 0, "bad exp table"),

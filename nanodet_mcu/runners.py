@@ -6,7 +6,7 @@ boxes 1x10x10x32) int8, whatever order the model stores them in.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -70,7 +70,7 @@ def runner_names() -> list[str]:
 
 def make_runner(name: str, info: model_info.ModelInfo) -> Runner:
     if name == "aot":
-        from nanodet_mcu.aot.host import AotRunner  # the emitted C, built for the host
+        from nanodet_mcu.codegen.aot.host import AotRunner  # the emitted C, built for the host
 
         return AotRunner(info)
     if name not in RUNNERS:

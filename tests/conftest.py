@@ -38,7 +38,8 @@ def require_sdk_root() -> Path:
 
     root = os.environ.get("MCUX_SDK_ROOT")
     if not root:
-        pytest.skip("MCUX_SDK_ROOT not set: full RT builds need a classic MCUXpresso SDK tree (2.15/2.16) with eIQ TFLM")
+        pytest.skip("MCUX_SDK_ROOT not set: full RT builds need a classic MCUXpresso SDK tree (2.15/2.16) "
+                    "with eIQ TFLM")
     require_tool("cmake")
     require_tool("arm-none-eabi-gcc")
     return Path(root)
@@ -85,12 +86,12 @@ def our_model_path(onnx_path, calib_dir) -> Path:
     from importlib.metadata import version
 
     import nanodet_mcu
-    from nanodet_mcu import convert, hostcc
+    from nanodet_mcu import hostcc
+    from nanodet_mcu.model import convert
 
     pkg = Path(nanodet_mcu.__file__).parent
     key = hashlib.sha256(f"tensorflow {version('tensorflow')}".encode())
-    sources = [pkg / "convert.py", pkg / "nanodet_tf.py", pkg / "preprocess.py",
-               *sorted((pkg / "weights").glob("*.py"))]
+    sources = [pkg / "preprocess.py", *sorted((pkg / "model").rglob("*.py"))]
     for f in [*sources, onnx_path, *sorted(p for p in calib_dir.iterdir() if p.is_file())]:
         key.update(f.name.encode() + f.read_bytes())
     out = hostcc.cache_dir().parent / "models" / f"nanodet_m_0.5x-{key.hexdigest()[:20]}.tflite"

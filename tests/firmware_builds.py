@@ -1,7 +1,8 @@
-"""Generated + built mps2-an500 firmware for the tests, made once per test session and model."""
+"""Generated + built mps2-an500 firmware for the tests, made once per test session, engine, model and image set."""
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,20 +23,42 @@ def _base() -> Path:
     return _BASE
 
 
+def _firmware(engine: str, model: Path, images: list[Path]) -> tuple[Path, Path]:
+    key = (engine, str(model), tuple(map(str, images)))
+    if key not in _BUILT:
+        from nanodet_mcu.codegen import generate
+        from nanodet_mcu.device import build
+
+        out = _base() / f"p{len(_BUILT)}"
+        generate.generate("mps2-an500", model, engine=engine, out_dir=out, embed_images=images, log=lambda m: None)
+        _BUILT[key] = (out, build.build(out))
+    return _BUILT[key]
+
+
 def aot_firmware(model: Path, images: list[Path]) -> tuple[Path, Path]:
     """(project dir, ELF) of `generate --board mps2-an500 --engine aot` + `build` for this model and images."""
     require_tool("arm-none-eabi-gcc")
-    key = (str(model), tuple(map(str, images)))
-    if key not in _BUILT:
-        from nanodet_mcu import build, generate
+    return _firmware("aot", model, images)
 
-        out = _base() / f"p{len(_BUILT)}"
-        try:
-            generate.generate("mps2-an500", model, engine="aot", out_dir=out, embed_images=images, log=lambda m: None)
-        except ImportError as exc:  # pragma: no cover - the AOT engine is part of the package
-            pytest.skip(f"AOT engine unavailable: {exc}")
-        _BUILT[key] = (out, build.build(out))
-    return _BUILT[key]
+
+def user_tflm() -> tuple[str, str]:
+    """TFLM_INCLUDE / TFLM_LIB of a TFLM built for Cortex-M7 beside the project, or skip with the reason."""
+    include, lib = os.environ.get("TFLM_INCLUDE", ""), os.environ.get("TFLM_LIB", "")
+    if not (include.strip() and lib.strip()):
+        pytest.skip("TFLM_INCLUDE / TFLM_LIB not set: the mps2-an500 TFLM build needs a TFLM built for cortex-m7+fp "
+                    "(tflite-micro make TARGET=cortex_m_generic TARGET_ARCH=cortex-m7+fp)")
+    if not Path(lib).is_file():
+        pytest.skip(f"TFLM_LIB={lib} is not a file")
+    return include, lib
+
+
+def tflm_firmware(model: Path, images: list[Path]) -> tuple[Path, Path]:
+    """(project dir, ELF) of `generate --board mps2-an500 --engine tflm` + `build`, linked against the user's TFLM
+    (TFLM_INCLUDE / TFLM_LIB, which the generated Makefile reads from the environment); skips without one."""
+    user_tflm()
+    require_tool("arm-none-eabi-g++")
+    require_tool("make")
+    return _firmware("tflm", model, images)
 
 
 def ci_images(example_image: Path, val_images: list[Path]) -> list[Path]:

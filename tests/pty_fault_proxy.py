@@ -31,7 +31,7 @@ class FaultProxy:
         tty.setraw(self._slave)
         tty.setraw(self._master)
         self.port = os.ttyname(self._slave)
-        self.faults = {k: 0 for k in kinds}
+        self.faults = dict.fromkeys(kinds, 0)
         self.forwarded = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._pump, daemon=True)
@@ -65,7 +65,7 @@ class FaultProxy:
                 self.forwarded += len(data)
                 _write_all(up if fd == self._master else self._master, self._mangle(data))
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         self._thread.start()
         return self
 

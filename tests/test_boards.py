@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from nanodet_mcu import FIRMWARE_DIR, boards
+from nanodet_mcu.codegen.placement import place_arena
 from nanodet_mcu.errors import NanodetError
-from nanodet_mcu.placement import place_arena
 
 
 def test_known_boards():

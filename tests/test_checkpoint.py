@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from nanodet_mcu.errors import NanodetError
-from nanodet_mcu.weights import layout, load_weights
-from nanodet_mcu.weights.checkpoint import read_checkpoint
+from nanodet_mcu.model.weights import layout, load_weights
+from nanodet_mcu.model.weights.checkpoint import read_checkpoint
 
 
 # -- a minimal torch.save writer: pickle protocol 2 opcodes, tensors as persistent storage references ------------

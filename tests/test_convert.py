@@ -6,8 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from nanodet_mcu import cli, convert, decode, model_info, preprocess, spec
+from nanodet_mcu import cli, decode, model_info, preprocess, spec
 from nanodet_mcu.errors import NanodetError
+from nanodet_mcu.model import convert
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

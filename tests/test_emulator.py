@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from nanodet_mcu.emulator import Emulator, check_elf
+from nanodet_mcu.device.emulator import Emulator, check_elf
 from nanodet_mcu.errors import NanodetError
 from nanodet_mcu.link.client import DeviceClient
 from nanodet_mcu.link.transport import SerialTransport

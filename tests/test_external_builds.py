@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_sdk_root, require_tool
+from tests.firmware_builds import tflm_firmware
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +34,7 @@ def _run(cmd, cwd=None, env=None, timeout=3600) -> subprocess.CompletedProcess:
 
 
 def _generate(board: str, engine: str, model: Path, out: Path, images=()) -> dict:
-    from nanodet_mcu import generate
+    from nanodet_mcu.codegen import generate
 
     generate.generate(board, model, engine=engine, out_dir=out, embed_images=list(images), log=lambda m: None)
     return json.loads((out / "project.json").read_text())
@@ -47,18 +48,6 @@ def _section(elf: Path, name: str) -> tuple[int, int]:
             i = fields.index(name)
             return int(fields[i + 2], 16), int(fields[i + 4], 16)
     raise AssertionError(f"{elf} has no {name} section")
-
-
-def _tflm() -> tuple[str, str]:
-    include, lib = os.environ.get("TFLM_INCLUDE", ""), os.environ.get("TFLM_LIB", "")
-    if not (include.strip() and lib.strip()):
-        pytest.skip("TFLM_INCLUDE / TFLM_LIB not set: the mps2-an500 TFLM build needs a TFLM "
-                    "built for cortex-m7+fp (tflite-micro make TARGET=cortex_m_generic TARGET_ARCH=cortex-m7+fp)")
-    if not Path(lib).is_file():
-        pytest.skip(f"TFLM_LIB={lib} is not a file")
-    require_tool("arm-none-eabi-g++")
-    require_tool("make")
-    return include, lib
 
 
 @pytest.mark.parametrize("board", ["rt1050", "rt1170"])
@@ -82,22 +71,11 @@ def test_rt_tflm_project_builds_tflm_from_sdk_sources(board, nxp_model_path, tmp
     assert text <= model < text + text_size, f"nd_model_data at {model:#x} is outside .text (flash)"
 
 
-def test_mps2_tflm_project_links_with_a_user_tflm(nxp_model_path, tmp_path):
-    include, lib = _tflm()
-    out = tmp_path / "mps2-tflm"
-    manifest = _generate("mps2-an500", "tflm", nxp_model_path, out)
-    _run(["sh", out / "build.sh"], cwd=out, env=dict(os.environ, TFLM_INCLUDE=include, TFLM_LIB=lib))
-    assert (out / manifest["elf"]).is_file()
-
-
 def test_mps2_tflm_firmware_matches_host_tflm_on_the_emulator(nxp_model_path, example_image, tmp_path):
-    include, lib = _tflm()
+    _, elf = tflm_firmware(nxp_model_path, [example_image])  # the link itself is the first check
     require_tool(os.environ.get("NANODET_MCU_QEMU", "qemu-system-arm"))
-    out = tmp_path / "mps2-tflm"
-    manifest = _generate("mps2-an500", "tflm", nxp_model_path, out, images=[example_image])
-    _run(["sh", out / "build.sh"], cwd=out, env=dict(os.environ, TFLM_INCLUDE=include, TFLM_LIB=lib))
     report = tmp_path / "verify.json"
-    proc = subprocess.run([sys.executable, "-m", "nanodet_mcu", "verify", "--emulate", out / manifest["elf"],
+    proc = subprocess.run([sys.executable, "-m", "nanodet_mcu", "verify", "--emulate", elf,
                            "--model", nxp_model_path, "--embedded", "--run-timeout", "1800",
                            "--report", report], capture_output=True, text=True, timeout=3600)
     assert report.is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -15,9 +15,9 @@ TOLERANCE = 1e-4
 @pytest.fixture(scope="module")
 def float_pair(onnx_path):
     pytest.importorskip("onnxruntime")
-    from nanodet_mcu.nanodet_tf import NanodetStride32
+    from nanodet_mcu.model.nanodet_tf import NanodetStride32
+    from nanodet_mcu.model.weights import load_weights
     from nanodet_mcu.pipeline import OnnxFloatModel
-    from nanodet_mcu.weights import load_weights
 
     tf_fn = NanodetStride32(load_weights(onnx_path).weights).module().serve.get_concrete_function()
     return OnnxFloatModel(onnx_path), tf_fn

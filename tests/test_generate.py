@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nanodet_mcu import FIRMWARE_DIR, __version__, boards, c_array, cli, generate, model_info, preprocess
+from nanodet_mcu import FIRMWARE_DIR, __version__, boards, cli, model_info, preprocess
+from nanodet_mcu.codegen import c_array, generate
+from nanodet_mcu.codegen.tflm_ops import resolver_methods
 from nanodet_mcu.errors import NanodetError
-from nanodet_mcu.tflm_ops import resolver_methods
 
 CASES = [("mps2-an500", "aot"), ("mps2-an500", "tflm"), ("rt1170", "tflm"), ("rt1170", "aot"),
          ("rt1050", "tflm"), ("rt1050", "aot")]
@@ -95,7 +96,7 @@ def test_rt_aot_arena_lands_in_the_enlarged_dtcm(project, model_path, board):
     # The SDK file's FlexRAM regions are resized to the split, each matched by name and ORIGIN.
     for region, origin, length in b.resized_linker_regions:
         assert f"[ \\t]*{region}[ \\t]+" in cmake and f"ORIGIN[ \\t]*=[ \\t]*0x{origin:08X}" in cmake
-        assert f'"\\\\1{"0x%08X" % length}" ND_LD_PATCHED' in cmake
+        assert f'"\\\\1{f"0x{length:08X}"}" ND_LD_PATCHED' in cmake
     assert "nd_flexram.c" in json.loads((p.out_dir / "project.json").read_text())["files"]
 
 

@@ -134,8 +134,8 @@ def test_cli_errors_are_one_line(argv, message, capsys):
 
 
 def test_evaluate_tflite_and_onnx_on_a_few_images(nxp_model_path, onnx_path, val_dir):
+    from nanodet_mcu.model.evaluate import evaluate_model
     from tests.conftest import shared_path
-    from nanodet_mcu.evaluate import evaluate_model
 
     ann = shared_path("coco/instances_val_derived600.json")
     for model in (nxp_model_path, onnx_path):

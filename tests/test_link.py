@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from nanodet_mcu import model_info, preprocess
-from nanodet_mcu.emulator import Emulator
+from nanodet_mcu.device.emulator import Emulator
 from nanodet_mcu.errors import NanodetError
+from nanodet_mcu.floatbits import f32_bits
 from nanodet_mcu.link import protocol as p
 from nanodet_mcu.link.client import DeviceClient, DeviceRefused
 from nanodet_mcu.link.transport import SerialTransport
@@ -59,7 +60,7 @@ def test_info_describes_the_firmware(device, nxp_model_path, firmware):
     assert (info.board, info.engine, info.timer_kind) == ("mps2-an500", "aot", "systick-instructions")
     assert (info.core_clock_hz, info.timer_units_per_tick, info.engine_status) == (25_000_000, 40, 0)
     assert info.model_sha256 == model.sha256 and info.num_images == len(firmware[1])
-    assert info.input.scale_bits == p.f32_bits(layout.input.scale) and info.boxes.zero_point == layout.boxes.zero_point
+    assert info.input.scale_bits == f32_bits(layout.input.scale) and info.boxes.zero_point == layout.boxes.zero_point
     assert info.scores.shape == (1, 10, 10, 80) and info.max_payload == p.MAX_PAYLOAD
     assert [device.image_info(i).name for i in range(info.num_images)] == [f.name for f in firmware[1]]
 

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from nanodet_mcu import verify
-from nanodet_mcu.emulator import Emulator
+from nanodet_mcu.device.emulator import Emulator
 from nanodet_mcu.errors import NanodetError
 from nanodet_mcu.link.client import DeviceClient
 from nanodet_mcu.link.transport import SerialTransport
+from nanodet_mcu.verify import verifier as verify
 from tests import firmware_builds
 from tests.conftest import require_tool
 from tests.pty_fault_proxy import FaultProxy

@@ -9,7 +9,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from nanodet_mcu import decode, hostcc, model_info, postprocess_c, postprocess_fixed as pf, spec
+from nanodet_mcu import decode, hostcc, model_info, postprocess_c, spec
+from nanodet_mcu import postprocess_fixed as pf
 from nanodet_mcu.errors import NanodetError
 from tests.conftest import ROOT
 

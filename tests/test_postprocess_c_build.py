@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, cortex_m7_flags, require_tool
 from nanodet_mcu import postprocess_fixed as pf
+from tests.conftest import ROOT, cortex_m7_flags, require_tool
 from tests.test_postprocess import VARIANTS, edge_cases, random_pair, to_layout
 
 COMMON = ROOT / "firmware" / "common"

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nanodet_mcu import decode, model_info, postprocess_c, postprocess_fixed as pf, preprocess, runners
+from nanodet_mcu import decode, model_info, postprocess_c, preprocess, runners
+from nanodet_mcu import postprocess_fixed as pf
 from tests.test_postprocess import IOU_TIE_EPS
 
 IMAGES = 100

@@ -7,8 +7,10 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from nanodet_mcu import cli, model_info, postprocess_fixed, verify, verify_report
+from nanodet_mcu import cli, model_info, postprocess_fixed
 from nanodet_mcu.link import protocol as p
+from nanodet_mcu.verify import report as verify_report
+from nanodet_mcu.verify import verifier as verify
 from tests import firmware_builds
 from tests.conftest import require_tool
 from tests.golden import make_golden

@@ -22,7 +22,8 @@ Schema (every key required unless marked optional):
              registers holding 2 bits per bank, bank 0 in the lowest bits, banks shared equally among them),
              tcm_size_register ("GPR14" when the device has CM7_CFGITCMSZ/CFGDTCMSZ fields, else ""),
              itcm_address, itcm_linker_region (the linker file's ITCM MEMORY region, resized to the split)
-    [build]  (gcc-make family)   linker_script (in the layer directory), cflags (after the [core] architecture flags), ldflags
+    [build]  (gcc-make family)   linker_script (in the layer directory), cflags (after the [core] architecture
+             flags), ldflags
     [sdk]    (mcux-armgcc family) boards (SDK board names, first = default), device, core_id, cpu_define,
              build_config, linker_script (relative to the SDK core), board_sources, board_include_dirs,
              defines, asm_defines, components (CONFIG_USE_<component>), config (CONFIG_<x>=<v> settings),
@@ -33,13 +34,13 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from nanodet_mcu import FIRMWARE_DIR, TEMPLATES_DIR
 from nanodet_mcu.errors import NanodetError
 
-BOARDS_DIR = Path(__file__).resolve().parent / "boards"
+BOARDS_DIR = Path(__file__).resolve().parent  # the *.toml files live beside this module
 ENGINES = ("tflm", "aot")
 TIMER_KINDS = ("dwt-cycles", "systick-instructions")
 
@@ -254,7 +255,7 @@ def validate(data: dict, where: str) -> None:
         raise NanodetError(f"{where}: timer kind must be one of {TIMER_KINDS}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_cached(name: str) -> Board:
     path = BOARDS_DIR / f"{name}.toml"
     if not path.is_file():

@@ -1,4 +1,4 @@
-"""Render a self-contained firmware project for a board from a .tflite (see docs/architecture.md, contracts.md).
+"""Render a self-contained firmware project for a board from a .tflite (see docs/architecture.md).
 
 The project is rendered into a temporary directory next to the destination and moved into place only when complete,
 so a failure never leaves half a project.  Rendering is deterministic: the same inputs give a byte-identical tree.
@@ -13,11 +13,22 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nanodet_mcu import FIRMWARE_DIR, TEMPLATES_DIR, __version__, boards, model_info, preprocess, spec
-from nanodet_mcu.c_array import hex_bytes, int_values
+from nanodet_mcu import (
+    FIRMWARE_DIR,
+    TEMPLATES_DIR,
+    __version__,
+    boards,
+    model_info,
+    postprocess_fixed,
+    preprocess,
+    spec,
+)
+from nanodet_mcu.codegen import aot
+from nanodet_mcu.codegen.c_array import hex_bytes, int_values
+from nanodet_mcu.codegen.placement import Placement, place_arena
+from nanodet_mcu.codegen.tflm_ops import resolver_methods
 from nanodet_mcu.errors import NanodetError
-from nanodet_mcu.link.protocol import f32_bits
-from nanodet_mcu.placement import Placement, place_arena
+from nanodet_mcu.floatbits import f32_bits
 
 MANIFEST = "project.json"
 # TFLM's arena figure is measured on the host (64-bit pointers make its bookkeeping structs larger than on the
@@ -95,11 +106,6 @@ def _quant_defines(layout: model_info.NanodetLayout) -> dict:
 
 
 def _post_params_initializer(layout: model_info.NanodetLayout) -> str:
-    try:
-        from nanodet_mcu import postprocess_fixed
-    except ImportError as exc:
-        raise NanodetError(f"nanodet_mcu.postprocess_fixed is not available ({exc}); it renders nd_post_params") \
-            from exc
     return postprocess_fixed.params_for(layout, spec.SCORE_THRESHOLD, spec.IOU_THRESHOLD,
                                         spec.MAX_DETECTIONS).c_initializer()
 
@@ -117,8 +123,6 @@ def _images(paths: list[Path]) -> list[dict]:
 
 
 def _tflm_engine(info: model_info.ModelInfo, tmp: Path) -> tuple[int, dict, dict]:
-    from nanodet_mcu.tflm_ops import resolver_methods
-
     ops = resolver_methods(info.ops)
     host = model_info.tflm_arena_bytes(info.data)
     arena = -(-(host + TFLM_ARENA_MARGIN) // 16) * 16
@@ -128,16 +132,9 @@ def _tflm_engine(info: model_info.ModelInfo, tmp: Path) -> tuple[int, dict, dict
 
 
 def _aot_engine(info: model_info.ModelInfo, tmp: Path) -> tuple[int, dict, dict]:
-    try:
-        from nanodet_mcu import aot
-    except ImportError as exc:
-        raise NanodetError(f"the AOT engine (nanodet_mcu.aot) is not available ({exc}); use --engine tflm") from exc
     result = aot.emit_c(info, tmp)
-    missing = [f for f in ("nd_model.c", "nd_model.h") if not (tmp / f).is_file()]
-    if missing:
-        raise NanodetError(f"the AOT emitter did not write {', '.join(missing)}")
     ctx = {"arena_note": "exact static size from the AOT planner (AotResult.arena_bytes)"}
-    return int(result.arena_bytes), ctx, {"aot_constants": int(getattr(result, "flash_bytes", 0)) or info.size}
+    return result.arena_bytes, ctx, {"aot_constants": result.flash_bytes}
 
 
 ENGINES = {"tflm": _tflm_engine, "aot": _aot_engine}
@@ -215,8 +212,8 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
             "lut_rows": [int_values(row) for row in lut], "post_params": post_params, "max_detections":
             spec.MAX_DETECTIONS, "input_size": spec.INPUT_SIZE, "images": images, "arena_bytes": arena,
             "arena_region": placement.region, "arena_warning": placement.warning, "arena_text": placement.describe(),
-            "elf": ELF, "flexram": board.flexram, "resized_regions": board.resized_linker_regions, "arch_flags": board.arch_flags, **user_tflm,
-            **engine_ctx,
+            "elf": ELF, "flexram": board.flexram, "resized_regions": board.resized_linker_regions,
+            "arch_flags": board.arch_flags, **user_tflm, **engine_ctx,
         }
         env = _jinja_env()
         _render_dir(env, "common", tmp, ctx, written)

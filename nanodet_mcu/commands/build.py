@@ -10,7 +10,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from nanodet_mcu import build
+    from nanodet_mcu.device import build
 
     log = (lambda line: print(line, file=sys.stderr)) if args.verbose else None
     elf = build.build(args.project, log=log)

@@ -2,7 +2,7 @@
 import os
 import time
 
-from nanodet_mcu import convert
+from nanodet_mcu.model import convert
 
 
 def add_arguments(p):

@@ -9,7 +9,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from nanodet_mcu.emulator import Emulator
+    from nanodet_mcu.device.emulator import Emulator
 
     with Emulator(args.elf) as emu:
         print(f"serial port: {emu.port}", flush=True)

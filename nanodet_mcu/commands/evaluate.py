@@ -1,5 +1,6 @@
 """`nanodet-mcu evaluate`: COCO bbox metrics for a .tflite or float .onnx model."""
-from nanodet_mcu import evaluate, runners
+from nanodet_mcu import runners
+from nanodet_mcu.model import evaluate
 from nanodet_mcu.pipeline import DECODERS
 
 

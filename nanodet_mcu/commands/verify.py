@@ -34,17 +34,17 @@ def request_timeout(baud: int) -> float:
 
 
 def run(args) -> int:
-    from nanodet_mcu import verify, verify_report
-    from nanodet_mcu.emulator import Emulator
+    from nanodet_mcu.device.emulator import Emulator
     from nanodet_mcu.errors import NanodetError
     from nanodet_mcu.link.client import DeviceClient
     from nanodet_mcu.link.transport import LinkClosed, SerialTransport
+    from nanodet_mcu.verify import report, verifier
 
     if args.runs < 1:
         raise NanodetError("--runs must be at least 1")
     if args.tolerance < 0:
         raise NanodetError("--tolerance must be >= 0")
-    inputs = verify.upload_inputs(args.images) if args.images else None
+    inputs = verifier.upload_inputs(args.images) if args.images else None
     progress = (lambda msg: print(f"  {msg}", file=sys.stderr)) if sys.stderr.isatty() else (lambda msg: None)
     with ExitStack() as stack:
         port = args.port
@@ -58,9 +58,9 @@ def run(args) -> int:
         default_timeout = max(5.0, request_timeout(args.baud)) if emu is not None else request_timeout(args.baud)
         client = DeviceClient(transport, timeout=args.timeout or default_timeout,
                               run_timeout=args.run_timeout, retries=args.retries)
-        verifier = verify.Verifier(client, args.model, args.tolerance, progress)
+        device_check = verifier.Verifier(client, args.model, args.tolerance, progress)
         try:
-            report = verifier.run(inputs, args.runs)
+            outcome = device_check.run(inputs, args.runs)
         except LinkClosed as exc:
             if emu is not None and not emu.running():
                 raise NanodetError(f"the firmware stopped the emulator (QEMU exit status {emu.wait(0)}; a fault "
@@ -72,9 +72,9 @@ def run(args) -> int:
                 emu.wait(5)
             except NanodetError:
                 pass  # the emulator is stopped either way
-    verify_report.print_summary(report)
+    report.print_summary(outcome)
     if args.report:
-        verify_report.write_json(report, args.report)
+        report.write_json(outcome, args.report)
     if args.junit:
-        verify_report.write_junit(report, args.junit)
-    return 0 if report.passed else 1
+        report.write_junit(outcome, args.junit)
+    return 0 if outcome.passed else 1

@@ -61,7 +61,7 @@ class Emulator:
 
     def start(self) -> str:
         # QEMU's console output goes to a file, not a pipe: an unread pipe could fill and stall the emulation.
-        self._log = tempfile.TemporaryFile(mode="w+b")
+        self._log = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - open for the emulator's lifetime
         self._proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=self._log,
                                       stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + self.start_timeout
@@ -112,7 +112,7 @@ class Emulator:
             self._log = None
         return code
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         self.start()
         return self
 

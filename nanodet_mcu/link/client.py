@@ -6,17 +6,17 @@ redoing the work), at most `retries` times; then a NanodetError names what faile
 """
 from __future__ import annotations
 
+import contextlib
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from nanodet_mcu import spec
 from nanodet_mcu.errors import NanodetError
 from nanodet_mcu.link import protocol as p
-
 
 MAX_CHUNK = p.MAX_READ  # bulk transfer chunk: as large as a frame allows...
 MIN_CHUNK = 256         # ...and no smaller than this on a noisy link
@@ -138,7 +138,7 @@ class DeviceClient:
         while offset < len(data):
             sent = {}
 
-            def payload(n: int) -> bytes:
+            def payload(n: int, offset: int = offset, sent: dict = sent) -> bytes:
                 sent["chunk"] = data[offset:offset + min(n, p.MAX_UPLOAD_CHUNK)]
                 return p.upload_request(kind, offset, sent["chunk"])
 
@@ -165,9 +165,9 @@ class DeviceClient:
         while len(out) < size:
             asked = {}
 
-            def payload(n: int) -> bytes:
-                asked["n"] = min(n, p.MAX_READ, size - len(out))
-                return p.read_request(region, index, len(out), asked["n"])
+            def payload(n: int, asked: dict = asked, done: int = len(out)) -> bytes:
+                asked["n"] = min(n, p.MAX_READ, size - done)
+                return p.read_request(region, index, done, asked["n"])
 
             d = self._chunked(p.READ, payload)
             if d.region != region or d.offset != len(out) or len(d.data) != asked["n"]:
@@ -189,7 +189,5 @@ class DeviceClient:
         """Stop the device (the emulator exits with it); the port may vanish before BYE is read."""
         from nanodet_mcu.link.transport import LinkClosed
 
-        try:
+        with contextlib.suppress(LinkClosed):
             self.request(p.SHUTDOWN, p.shutdown_request(code))
-        except LinkClosed:
-            pass

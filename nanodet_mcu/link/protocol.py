@@ -9,6 +9,9 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from nanodet_mcu.errors import NanodetError
+from nanodet_mcu.floatbits import f32_from_bits
+
 SYNC = b"\xA5\x5A"
 VERSION = 1
 HEADER = struct.Struct("<2sBBHH")
@@ -39,8 +42,8 @@ ERROR_NAMES = {1: "version", 2: "unknown-type", 3: "malformed", 4: "index", 5: "
                7: "postprocess", 8: "no-output"}
 
 
-class ProtocolError(ValueError):
-    """A payload that does not parse as the message its type announces."""
+class ProtocolError(NanodetError):
+    """A frame or payload that does not fit the protocol (one that does not parse, or is too large to send)."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class Frame:
 
     def encode(self) -> bytes:
         if len(self.payload) > MAX_PAYLOAD:
-            raise ValueError(f"payload of {len(self.payload)} bytes exceeds {MAX_PAYLOAD}")
+            raise ProtocolError(f"payload of {len(self.payload)} bytes exceeds {MAX_PAYLOAD}")
         body = HEADER.pack(SYNC, self.version, self.type, self.seq & 0xFFFF, len(self.payload))[2:] + self.payload
         return SYNC + body + struct.pack("<I", zlib.crc32(body))
 
@@ -177,14 +180,6 @@ def _str(s: str) -> bytes:
     return bytes([len(b)]) + b
 
 
-def f32_from_bits(bits: int) -> float:
-    return struct.unpack("<f", struct.pack("<I", bits))[0]
-
-
-def f32_bits(value: float) -> int:
-    return struct.unpack("<I", struct.pack("<f", value))[0]
-
-
 # ---- messages --------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -202,7 +197,7 @@ class TensorDesc:
                 + struct.pack("<Ii", self.scale_bits, self.zero_point))
 
     @classmethod
-    def read(cls, r: Reader) -> "TensorDesc":
+    def read(cls, r: Reader) -> TensorDesc:
         ndim = r.u8()
         shape = r.unpack(f"{ndim}H")
         bits, zp = r.unpack("Ii")
@@ -238,7 +233,7 @@ class Info:
             + self.input.pack() + self.scores.pack() + self.boxes.pack())
 
     @classmethod
-    def parse(cls, payload: bytes) -> "Info":
+    def parse(cls, payload: bytes) -> Info:
         r = Reader(payload, "INFO")
         head = [r.u8(), *(r.string() for _ in range(5))]
         nums = r.unpack("IIIIiHHH")
@@ -264,7 +259,7 @@ class ImageEntry:
         return struct.pack("<HI", self.index, self.size) + _str(self.name)
 
     @classmethod
-    def parse(cls, payload: bytes) -> "ImageEntry":
+    def parse(cls, payload: bytes) -> ImageEntry:
         r = Reader(payload, "IMAGE")
         index, size = r.unpack("HI")
         name = r.string()
@@ -281,7 +276,7 @@ class UploadAck:
         return struct.pack("<BI", self.kind, self.received)
 
     @classmethod
-    def parse(cls, payload: bytes) -> "UploadAck":
+    def parse(cls, payload: bytes) -> UploadAck:
         r = Reader(payload, "UPLOAD_ACK")
         out = cls(*r.unpack("BI"))
         r.done()
@@ -309,7 +304,7 @@ class Result:
                 + b"".join(DETECTION.pack(*d) for d in self.detections))
 
     @classmethod
-    def parse(cls, payload: bytes) -> "Result":
+    def parse(cls, payload: bytes) -> Result:
         r = Reader(payload, "RESULT")
         *head, n = r.unpack("BHIIIIHH")
         dets = tuple(DETECTION.unpack(r.take(DETECTION.size)) for _ in range(n))
@@ -327,7 +322,7 @@ class Data:
         return struct.pack("<BI", self.region, self.offset) + self.data
 
     @classmethod
-    def parse(cls, payload: bytes) -> "Data":
+    def parse(cls, payload: bytes) -> Data:
         r = Reader(payload, "DATA")
         region, offset = r.unpack("BI")
         return cls(region, offset, r.rest())
@@ -343,7 +338,7 @@ class DeviceError:
         return struct.pack("<HB", self.code, self.request_type) + _str(self.text)
 
     @classmethod
-    def parse(cls, payload: bytes) -> "DeviceError":
+    def parse(cls, payload: bytes) -> DeviceError:
         r = Reader(payload, "ERROR")
         code, req = r.unpack("HB")
         text = r.string()

@@ -219,8 +219,8 @@ def write_atomic(data: bytes, out_path: Path) -> None:
 def convert_report(weights: str | Path, calib_dir: str | Path | None = None, num_calib: int = DEFAULT_NUM_CALIB,
                    seed: int = DEFAULT_SEED, out_path: str | Path = DEFAULT_OUTPUT) -> ConvertReport:
     """Convert and say what was used (weights kind, calibration files, parameter count)."""
-    from nanodet_mcu.nanodet_tf import NanodetStride32
-    from nanodet_mcu.weights import load_weights
+    from nanodet_mcu.model.nanodet_tf import NanodetStride32
+    from nanodet_mcu.model.weights import load_weights
 
     loaded = load_weights(weights)  # first: a bad weights file fails before the slow parts
     files = calibration_images(default_calib_dir() if calib_dir is None else calib_dir, num_calib, seed)

@@ -6,8 +6,6 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
-
 from nanodet_mcu import spec
 from nanodet_mcu.errors import NanodetError
 from nanodet_mcu.pipeline import Detector
@@ -53,7 +51,7 @@ def _coco_metrics(coco, results: list[dict], image_ids: list[int]) -> dict:
     from pycocotools.cocoeval import COCOeval
 
     if not results:
-        return {name: 0.0 for name in METRIC_NAMES}
+        return dict.fromkeys(METRIC_NAMES, 0.0)
     with contextlib.redirect_stdout(io.StringIO()):
         dets = coco.loadRes(results)
         ev = COCOeval(coco, dets, "bbox")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from nanodet_mcu import spec
-from nanodet_mcu.weights import layout
+from nanodet_mcu.model.weights import layout
 
 LEAKY_SLOPE = 0.1
 
@@ -33,10 +33,8 @@ class NanodetStride32:
         self._w = {}
         for name, layer in self.layers.items():
             w, b = weights[name]
-            if layer.depthwise:  # C,1,kh,kw -> kh,kw,C,1
-                k = np.transpose(w, (2, 3, 0, 1))
-            else:  # O,I,kh,kw -> kh,kw,I,O
-                k = np.transpose(w, (2, 3, 1, 0))
+            # depthwise C,1,kh,kw -> kh,kw,C,1; others O,I,kh,kw -> kh,kw,I,O
+            k = np.transpose(w, (2, 3, 0, 1) if layer.depthwise else (2, 3, 1, 0))
             self._w[name] = (tf.constant(np.ascontiguousarray(k)), tf.constant(b))
 
     # -- building blocks ---------------------------------------------------------------------------------------

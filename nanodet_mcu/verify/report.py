@@ -7,7 +7,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from nanodet_mcu.verify import Report
+from nanodet_mcu.verify.verifier import Report
 
 
 def _write_atomic(path: str | Path, text: str) -> None:

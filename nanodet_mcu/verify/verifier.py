@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from nanodet_mcu import decode, model_info, postprocess_fixed, preprocess, runners
 from nanodet_mcu.errors import NanodetError
+from nanodet_mcu.floatbits import f32_bits
 from nanodet_mcu.link import protocol as p
 from nanodet_mcu.link.client import DeviceClient
 
@@ -93,7 +94,7 @@ def check_model(info: p.Info, model: model_info.ModelInfo, layout: model_info.Na
                                ("boxes", info.boxes, layout.boxes)):
         if desc.shape != tuple(tensor.shape):
             problems.append(f"{what} shape {list(desc.shape)} != {list(tensor.shape)}")
-        if desc.scale_bits != p.f32_bits(tensor.scale) or desc.zero_point != tensor.zero_point:
+        if desc.scale_bits != f32_bits(tensor.scale) or desc.zero_point != tensor.zero_point:
             problems.append(f"{what} quantisation {desc.scale:g}/{desc.zero_point} != "
                             f"{tensor.scale:g}/{tensor.zero_point}")
     if info.engine_status != 0:

@@ -13,14 +13,15 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from nanodet_mcu.floatbits import f32_bits  # noqa: E402
 from nanodet_mcu.link import protocol as p  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
 INFO = p.Info(1, "mps2-an500", "aot", "0.1.0", "ab" * 32, "systick-instructions", 25_000_000, 40, 921600, 115200, 0,
-              4, 4096, 100, p.TensorDesc((1, 320, 320, 3), p.f32_bits(0.018658), -14),
-              p.TensorDesc((1, 10, 10, 80), p.f32_bits(1 / 256), -128),
-              p.TensorDesc((1, 10, 10, 32), p.f32_bits(0.07276), 18))
+              4, 4096, 100, p.TensorDesc((1, 320, 320, 3), f32_bits(0.018658), -14),
+              p.TensorDesc((1, 10, 10, 80), f32_bits(1 / 256), -128),
+              p.TensorDesc((1, 10, 10, 32), f32_bits(0.07276), 18))
 RESULT = p.Result(0, 2, 0x4BCEDF26, 38401, 27003350, 2350, 8,
                   ((0, 0, 29542, 20241, 0, 23, 127), (51172, -3, 80694, 50976, 6, 58, -90)))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nanodet_mcu import model_info
-from nanodet_mcu.aot import emit, graph, lower, planner
+from nanodet_mcu.codegen.aot import emit, graph, lower, planner
 
 FILES = ("nd_model.c", "nd_model.h")
 

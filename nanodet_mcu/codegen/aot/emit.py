@@ -1,12 +1,13 @@
-"""Render a lowered, planned program as nd_model.c / nd_model.h (the API fixed in docs/contracts)."""
+"""Render a lowered, planned program as nd_model.c / nd_model.h (templates/engine-aot wraps them as nd_engine.h)."""
 from __future__ import annotations
 
 import re
 
 import numpy as np
 
-from nanodet_mcu import c_array, model_info
-from nanodet_mcu.aot.lower import Program
+from nanodet_mcu import model_info
+from nanodet_mcu.codegen import c_array
+from nanodet_mcu.codegen.aot.lower import Program
 
 _PLACEHOLDER = re.compile(r"\{(t\d+|p)\}")
 

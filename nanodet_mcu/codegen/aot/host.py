@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from nanodet_mcu import hostcc, model_info, runners, spec
-from nanodet_mcu.aot import emit_any
+from nanodet_mcu import FIRMWARE_DIR, hostcc, model_info, runners, spec
+from nanodet_mcu.codegen.aot import emit_any
 from nanodet_mcu.errors import NanodetError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-KERNELS_DIR = PACKAGE_DIR.parents[1] / "firmware" / "common"
+KERNELS_DIR = FIRMWARE_DIR / "common"
 
 
 def kernel_sources() -> list[Path]:

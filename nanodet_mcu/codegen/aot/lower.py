@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nanodet_mcu.aot import quant
-from nanodet_mcu.aot.graph import Graph, Op
+from nanodet_mcu.codegen.aot import quant
+from nanodet_mcu.codegen.aot.graph import Graph, Op
 from nanodet_mcu.errors import NanodetError
 
 ELEMENTWISE = ("LEAKY_RELU", "LOGISTIC", "QUANTIZE")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nanodet_mcu.aot.lower import Program
+from nanodet_mcu.codegen.aot.lower import Program
 
 ALIGN = 16
 

@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from nanodet_mcu.errors import NanodetError
+
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 
 
@@ -71,7 +73,7 @@ def activation_range(activation: int, scale: float, zero_point: int) -> tuple[in
     if activation == 2:
         return max(lo, q(-1.0)), min(hi, q(1.0))
     if activation != 0:
-        raise ValueError(f"fused activation {activation}")
+        raise NanodetError(f"fused activation {activation} is not supported (only NONE, RELU, RELU_N1_TO_1, RELU6)")
     return lo, hi
 
 

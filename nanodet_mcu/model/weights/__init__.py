@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nanodet_mcu.errors import NanodetError
-from nanodet_mcu.weights import layout
+from nanodet_mcu.model.weights import layout
 
 
 @dataclass
@@ -26,10 +26,10 @@ def load_weights(path: str | Path) -> LoadedWeights:
         raise NanodetError(f"weights file not found: {path}")
     if path.suffix.lower() == ".onnx" or (path.suffix.lower() not in (".ckpt", ".pth", ".pt")
                                           and not zipfile.is_zipfile(path)):
-        from nanodet_mcu.weights.onnx_weights import read_onnx
+        from nanodet_mcu.model.weights.onnx_weights import read_onnx
 
         return LoadedWeights(read_onnx(path), f"{path.name} (ONNX export, BatchNorm pre-folded)")
-    from nanodet_mcu.weights.checkpoint import read_checkpoint
+    from nanodet_mcu.model.weights.checkpoint import read_checkpoint
 
     weights, note = read_checkpoint(path)
     return LoadedWeights(weights, f"{path.name} ({note}, BatchNorm folded)")

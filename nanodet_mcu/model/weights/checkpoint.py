@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from nanodet_mcu.errors import NanodetError
-from nanodet_mcu.weights import layout
+from nanodet_mcu.model.weights import layout
 
 # torch storage class name -> numpy dtype of its elements
 STORAGE_DTYPES = {

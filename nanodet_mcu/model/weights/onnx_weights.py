@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from nanodet_mcu.errors import NanodetError
-from nanodet_mcu.weights import layout
+from nanodet_mcu.model.weights import layout
 
 
 def _load_model(path: Path):

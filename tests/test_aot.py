@@ -14,7 +14,7 @@ import pytest
 
 from nanodet_mcu import model_info, preprocess
 from nanodet_mcu.codegen.aot import emit_any, emit_c, quant
-from nanodet_mcu.codegen.aot.host import KERNELS_DIR, HostModel, kernel_sources
+from nanodet_mcu.codegen.aot.host import KERNELS_DIR, REFERENCE_ONLY_FLAG, HostModel, kernel_sources
 from nanodet_mcu.errors import NanodetError
 from tests import aot_models
 from tests.conftest import cortex_m7_flags, require_tool
@@ -22,6 +22,9 @@ from tests.conftest import cortex_m7_flags, require_tool
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 KERNEL_CASES = [n for n in aot_models.case_names() if not n.startswith("unsupported_")]
+# Every gate runs on both kernel builds: the normal one (fast kernels where the generator chose them) and
+# ND_KERNELS_REFERENCE_ONLY (every op on nd_kernels_ref.c).
+BUILDS = {"fast": (), "reference": (REFERENCE_ONLY_FLAG,)}
 
 
 def _tflm_outputs(interp, xs, n_out):
@@ -31,12 +34,13 @@ def _tflm_outputs(interp, xs, n_out):
     return [interp.get_output(k).copy() for k in range(n_out)]
 
 
+@pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("case", KERNEL_CASES)
-def test_kernel_matches_tflm(case):
+def test_kernel_matches_tflm(case, build):
     from tflite_micro.python.tflite_micro import runtime
 
     info = model_info.load(aot_models.build(case))
-    model = HostModel(info)
+    model = HostModel(info, reference_only=build == "reference")  # also checks the scratch plan (nd_model_check)
     interp = runtime.Interpreter.from_bytes(info.data)
     rng = np.random.default_rng(zlib.crc32(case.encode()))  # per case, and the same in every run
     trials = [[rng.integers(-128, 128, t.shape).astype(np.int8) for t in info.inputs] for _ in range(3)]
@@ -105,16 +109,18 @@ def _inputs(info, images):
 
 
 @pytest.mark.slow
-def test_whole_models_match_tflm(request, nxp_model_path, example_image, val_images):
-    from nanodet_mcu.codegen.aot.host import AotRunner
+@pytest.mark.parametrize("build", BUILDS)
+def test_whole_models_match_tflm(request, nxp_model_path, example_image, val_images, build):
     from nanodet_mcu.runners import TflmRunner
 
     for path in _model_paths(request, nxp_model_path):
         info = model_info.load(path)
-        ref, aot = TflmRunner(info), AotRunner(info)
+        ref, aot = TflmRunner(info), HostModel(info, nanodet=True, reference_only=build == "reference")
+        lay = model_info.nanodet_layout(info)
         for p, x in _inputs(info, [example_image, *val_images[:50]]):
-            for want, got in zip(ref.run(x), aot.run(x)):
-                assert int((want != got).sum()) == 0, f"{Path(path).name} on {p.name}: outputs differ from TFLM"
+            got = aot.run([x])
+            for w, g in zip(ref.run(x), (got[lay.scores_index], got[lay.boxes_index])):
+                assert int((w != g).sum()) == 0, f"{Path(path).name} on {p.name}: outputs differ from TFLM ({build})"
 
 
 _DRIVER = r"""
@@ -129,7 +135,7 @@ int main(int argc, char **argv)
     FILE *f = fopen(argv[1], "rb");
     if (!arena || !f || fread(nd_model_input(arena), 1, 320 * 320 * 3, f) != 320 * 320 * 3) return 3;
     fclose(f);
-    if (nd_model_run(arena) != 0) return 4;
+    if (nd_model_check() >= 0 || nd_model_run(arena) != 0) return 4;
     f = fopen(argv[2], "wb");
     if (!f) return 5;
     fwrite(nd_model_scores(arena), 1, 10 * 10 * 80, f);
@@ -149,14 +155,15 @@ def nxp_emitted(nxp_model_path, tmp_path_factory):
     return info, out, result
 
 
-def test_emitted_c_runs_clean_under_sanitizers(nxp_emitted, example_image, tmp_path):
+@pytest.mark.parametrize("build", BUILDS)
+def test_emitted_c_runs_clean_under_sanitizers(nxp_emitted, example_image, tmp_path, build):
     from nanodet_mcu.runners import TflmRunner
 
     info, out, _ = nxp_emitted
     (tmp_path / "driver.c").write_text(_DRIVER)
     exe = tmp_path / "model_san"
     cmd = [os.environ.get("CC", "cc"), "-std=c99", "-D_ISOC11_SOURCE", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-           "-fsanitize=address,undefined", "-fno-sanitize-recover=all", f"-I{out}", f"-I{KERNELS_DIR}",
+           "-fsanitize=address,undefined", "-fno-sanitize-recover=all", *BUILDS[build], f"-I{out}", f"-I{KERNELS_DIR}",
            str(tmp_path / "driver.c"), str(out / "nd_model.c"), *map(str, kernel_sources()), "-o", str(exe)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     _, x = next(_inputs(info, [example_image]))
@@ -170,12 +177,13 @@ def test_emitted_c_runs_clean_under_sanitizers(nxp_emitted, example_image, tmp_p
     assert np.array_equal(got, np.concatenate([scores.reshape(-1), boxes.reshape(-1)]))
 
 
+@pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("profile", [False, True])
-def test_emitted_c_cross_compiles_for_cortex_m7(nxp_emitted, tmp_path, profile):
+def test_emitted_c_cross_compiles_for_cortex_m7(nxp_emitted, tmp_path, profile, build):
     cc = require_tool("arm-none-eabi-gcc")
     _, out, _ = nxp_emitted
-    flags = [*cortex_m7_flags(), "-std=c99", "-Wall",
-             "-Wextra", "-Werror", f"-I{out}", f"-I{KERNELS_DIR}"] + (["-DND_PROFILE"] if profile else [])
+    flags = [*cortex_m7_flags(), "-std=c99", "-Wall", "-Wextra", "-Werror", *BUILDS[build], f"-I{out}",
+             f"-I{KERNELS_DIR}"] + (["-DND_PROFILE"] if profile else [])
     for src in [out / "nd_model.c", *kernel_sources()]:
         subprocess.run([cc, *flags, "-c", str(src), "-o", str(tmp_path / (src.stem + ".o"))], check=True,
                        capture_output=True, text=True)

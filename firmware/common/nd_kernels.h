@@ -1,13 +1,31 @@
-/* Portable C99 int8 kernels for the AOT engine (nanodet_mcu/aot emits calls to these).
+/* int8 kernels of the AOT engine: the API the generated nd_model.c calls (nanodet_mcu/codegen/aot emits it).
  *
- * Integer semantics follow tflite-micro's reference kernels bit for bit (per-channel requantisation with
- * SaturatingRoundingDoublingHighMul + RoundingDivideByPOT, TFLM's resize and add arithmetic); every constant that
- * TFLM derives from float scales at Prepare time is computed by the generator on the host and passed in, so no
- * kernel here touches floating point.  Element-wise int8 -> int8 ops (LEAKY_RELU, LOGISTIC, QUANTIZE) are 256-entry
- * tables built by the generator and can be fused into a conv's store.
+ * Organised like TFLM's kernels/ and kernels/cmsis_nn/, with CMSIS-NN's flat API:
+ *   nd_kernels_ref.c      the reference: tflite-micro's integer semantics in plain loops, every op.  It defines what
+ *                         "correct" means; every other kernel must give the same bytes.
+ *   nd_kernels_conv.c     fast CONV_2D (SMLAD over generator-packed int16 weights)
+ *   nd_kernels_dwconv.c   fast 3x3 DEPTHWISE_CONV_2D (four channels per step)
+ *   nd_kernels_eltwise.c  fast MAX_POOL_2D, ADD and the channel-shuffle copy
+ *   nd_kernels.c          the one dispatch (params.kernel -> implementation) and the scratch-size functions
+ *   nd_kernels_fast.h     what the fast files share (SIMD primitives, exact short-form requantisation)
+ *
+ * Which kernel runs an op is decided once, by the generator (lower.py), which also proves the fast kernel's
+ * preconditions (channel multiples, overflow bounds of the short requantisation) and precomputes its constants;
+ * the params say which kernel (`kernel`) and carry exactly that kernel's constants.  Built with
+ * -DND_KERNELS_REFERENCE_ONLY=1, the fast files compile to nothing, the dispatch only reaches the reference, and the
+ * generated model compiles its reference constants instead (nd_model.c has both, selected by the same macro).
+ *
+ * Integer semantics follow tflite-micro bit for bit (per-channel requantisation with SaturatingRoundingDoublingHighMul
+ * and RoundingDivideByPOT, TFLM's ADD and RESIZE_BILINEAR arithmetic); every constant TFLM derives from float scales
+ * at Prepare time is computed on the host and passed in, so no kernel touches floating point.  Element-wise int8 ops
+ * (LEAKY_RELU, LOGISTIC, QUANTIZE) are 256-entry tables, optionally fused into a conv's store.
+ *
+ * Memory: kernels use no heap and no stack buffers that grow with the model.  A kernel that needs working memory
+ * takes a `scratch` pointer (4-byte aligned) into the arena; its size is nd_<op>_get_buffer_size(params), the twin of
+ * the generator's planner (nanodet_mcu/codegen/aot/kernels.py), and the generated nd_model_check() compares the two.
  *
  * Layout: NHWC, batch 1.  Feature maps are addressed through a pixel stride (elements between horizontally adjacent
- * pixels) so that channel slices of a wider buffer (SPLIT, CONCATENATION, SLICE on channels) are views, not copies.
+ * pixels), so channel slices of a wider buffer are views, not copies.
  */
 #ifndef ND_KERNELS_H
 #define ND_KERNELS_H
@@ -18,8 +36,12 @@
 extern "C" {
 #endif
 
-/* An optional per-op profiling hook: define ND_PROFILE and provide nd_profile_op(index) (called before each op
- * and with -1 after the last one). */
+#ifndef ND_KERNELS_REFERENCE_ONLY
+#define ND_KERNELS_REFERENCE_ONLY 0
+#endif
+
+/* An optional per-step hook: define ND_PROFILE and provide nd_profile_op(index) (called before each step and with -1
+ * after the last one). */
 #ifdef ND_PROFILE
 void nd_profile_op(int op_index);
 #define ND_PROFILE_OP(i) nd_profile_op(i)
@@ -27,58 +49,64 @@ void nd_profile_op(int op_index);
 #define ND_PROFILE_OP(i) ((void)0)
 #endif
 
-/* Fixed-point primitives, exposed for tests. */
+/* Fixed-point primitives (TFLM's), exposed for tests. */
 int32_t nd_srdhm(int32_t a, int32_t b);                    /* SaturatingRoundingDoublingHighMul */
 int32_t nd_rdbpot(int32_t x, int exponent);                /* RoundingDivideByPOT, exponent >= 0 */
 int32_t nd_mbqm(int32_t x, int32_t multiplier, int shift); /* MultiplyByQuantizedMultiplier (double rounding) */
 
-/* A feature map view's geometry: c elements per pixel are used, pixels pstride apart, rows w*pstride
- * apart. */
+/* Which implementation runs an op: chosen by the generator, which packs that kernel's constants. */
+typedef enum {
+    ND_KERNEL_REF = 0,          /* nd_kernels_ref.c: any params of the op */
+    ND_KERNEL_CONV_SMLAD,       /* CONV_2D: pixel patch extended once, SMLAD against pre-extended weights */
+    ND_KERNEL_DWCONV3X3_SMLA,   /* DEPTHWISE_CONV_2D 3x3: four channels per step, SMLABB/SMLATT */
+    ND_KERNEL_MAXPOOL_S8X4,     /* MAX_POOL_2D: four channels per word (byte-lane max) */
+    ND_KERNEL_ADD_SMMULR,       /* ADD over dense maps: one rounding multiply per element */
+    ND_KERNEL_COPY_INTERLEAVE2, /* copy that interleaves two channel runs (the channel shuffle's transpose) */
+} nd_kernel_t;
+
+/* A feature map view: c elements per pixel are used, pixels pstride elements apart, rows w * pstride apart. */
 typedef struct {
     int32_t h, w, c;
     int32_t pstride;
 } nd_fmap_t;
 
-/* Per-channel requantisation in the form the fast paths use when the generator has proven it exact for the
- * layer (right shift >= 1, no left shift, |accumulator| small enough that h + round cannot overflow):
- * RoundingDivideByPOT(h, rsh) == (h + round - (h < 0)) >> rsh with round = 2^(rsh-1). */
+/* Per-channel requantisation of a doubled accumulator, proven exact for the layer by the generator: with
+ * acc2 = 2 * acc, h = SMMULR(acc2, mult) is SaturatingRoundingDoublingHighMul(acc, mult), and
+ * (h + (h >> 31) + round) >> rsh with round = 2^(rsh-1) + (out_offset << rsh) is RoundingDivideByPOT(h, rsh) plus the
+ * output zero point. */
 typedef struct {
     int32_t mult, round, rsh;
 } nd_rq_t;
 
-/* CONV_2D and DEPTHWISE_CONV_2D with explicit padding (PAD ops folded in by the generator). */
+/* CONV_2D and DEPTHWISE_CONV_2D, explicit padding (PAD ops folded in by the generator). */
 typedef struct {
     nd_fmap_t in, out;
     int16_t kh, kw, sh, sw, dh, dw, pad_t, pad_l;
-    int16_t depth_multiplier; /* depthwise only */
+    int16_t depth_multiplier; /* depthwise */
     int32_t in_offset;        /* -input zero point */
     int32_t out_offset;       /* output zero point */
     int32_t act_min, act_max;
-    const int8_t *weights; /* conv: OHWI; depthwise: HWC (1HWC) */
+    const int8_t *lut; /* fused element-wise op (index value + 128), or NULL; folds in a narrower activation range */
+    nd_kernel_t kernel;
+    /* ND_KERNEL_REF: TFLM's constants */
+    const int8_t *weights; /* conv: OHWI; depthwise: 1HWC */
     const int32_t *bias;   /* may be NULL */
     const int32_t *mult;   /* per output channel */
     const int8_t *shift;   /* per output channel */
-    const int8_t *lut;     /* fused element-wise activation (index value+128), or NULL */
-    /* Fast path (NULL/0: reference loops).  The input offset is folded into bias_eff = bias + in_offset * sum(w);
-     * padded taps then read the zero point, which contributes (zp + in_offset) * w = 0 exactly as in TFLM. */
-    const int32_t *bias_eff;
-    const int16_t *wx; /* conv: OHWI weights, K = kh*kw*in_c zero-padded to k4, as int16 pairs
-                               * (w0,w2),(w1,w3) per 4 taps, interleaved over blocks of 4 output channels */
-    int16_t k4;
-    const nd_rq_t *rq; /* NULL: the general requantisation */
-    const int8_t *wdw; /* depthwise 3x3: weights channel-major [c][9] */
-    /* Doubled-accumulator requantisation (NULL: the forms above), proven exact by the generator for the layer:
-     * weights and bias are doubled (bias2 = 2 * bias_eff; conv: wx holds 2w) so that the high multiply is one
-     * rounding SMMULR, and rqo = {mult, round + (out_offset << rsh), rsh} folds the output offset in. */
+    /* fast kernels: the input offset folded into bias2 = 2 * (bias + in_offset * sum(w)), so padded taps read the
+     * zero point, which then contributes (zp + in_offset) * w = 0, exactly as TFLM skipping them */
     const int32_t *bias2;
     const nd_rq_t *rqo;
-    /* SIMD depthwise 3x3 (channels a multiple of 4, with bias2/rqo; NULL: the paths above): per block of 4
-     * channels and per tap, int16 (2w0,2w2,2w1,2w3). */
-    const int16_t *wdw4;
+    const int16_t *wx; /* ND_KERNEL_CONV_SMLAD: 2w, K = kh*kw*in_c zero-padded to k4; per 4 taps the halfword pairs
+                        * (w0,w2),(w1,w3) (SXTB16 order), blocks of 4 output channels interleaved */
+    int32_t k4;
+    const int16_t *wdw; /* ND_KERNEL_DWCONV3X3_SMLA: per block of 4 channels and per tap, (2w0,2w2,2w1,2w3) */
 } nd_conv_params_t;
 
-void nd_conv2d_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out);
-void nd_dwconv_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out);
+void nd_conv2d_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, void *scratch);
+int32_t nd_conv2d_s8_get_buffer_size(const nd_conv_params_t *p);
+void nd_dwconv_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, void *scratch);
+int32_t nd_dwconv_s8_get_buffer_size(const nd_conv_params_t *p);
 
 /* MAX_POOL_2D.  pad_mode 0: padding is excluded (TFLM SAME semantics); 1: padding takes pad_value (a folded PAD). */
 typedef struct {
@@ -87,31 +115,31 @@ typedef struct {
     int16_t pad_mode;
     int16_t pad_value;
     int32_t act_min, act_max;
+    nd_kernel_t kernel;
 } nd_pool_params_t;
 
 void nd_maxpool_s8(const nd_pool_params_t *p, const int8_t *in, int8_t *out);
 
-/* One output row of a conv (fast path when available): the building block of row streaming. */
-void nd_conv2d_row_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out_row, int oy);
-
 /* CONV_2D (+ fused table) followed by MAX_POOL_2D, streamed by rows: the conv output never exists whole, only
- * pool.kh rows of it in `ring` (pool.kh * conv.out.w * conv.out.c bytes).  The generator may place `out` over
- * `in` when every pooled row lands on input rows no longer needed. */
+ * pool.kh rows of it, in a ring at the start of scratch.  The generator may place `out` over `in` when every pooled
+ * row lands on input rows no longer needed. */
 typedef struct {
     nd_conv_params_t conv;
     nd_pool_params_t pool;
 } nd_conv_pool_params_t;
 
-void nd_conv_pool_s8(const nd_conv_pool_params_t *p, const int8_t *in, int8_t *out, int8_t *ring);
+void nd_conv_pool_s8(const nd_conv_pool_params_t *p, const int8_t *in, int8_t *out, void *scratch);
+int32_t nd_conv_pool_s8_get_buffer_size(const nd_conv_pool_params_t *p);
 
-/* ADD (same shapes): t1/t2 map an input value (index value+128) to its scaled int32 term (TFLM's
- * (x - zp) << left_shift, times the input multiplier); the sum is requantised with mult/shift. */
+/* ADD (same shapes): t1/t2 map an input value (index value + 128) to its scaled int32 term (TFLM's
+ * (x - zp) << left_shift times the input multiplier); the sum is requantised with mult/shift (shift <= 0). */
 typedef struct {
     nd_fmap_t a, b, out;
     const int32_t *t1, *t2;
     int32_t mult;
-    int32_t shift; /* <= 0 */
+    int32_t shift;
     int32_t out_offset, act_min, act_max;
+    nd_kernel_t kernel;
 } nd_add_params_t;
 
 void nd_add_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
@@ -125,25 +153,37 @@ typedef struct {
 void nd_resize_bilinear_s8(const nd_resize_params_t *p, const int8_t *in, int8_t *out);
 
 /* Element-wise table over a feature map (in and out may be the same buffer). */
-void nd_lut_s8(const nd_fmap_t *in, const nd_fmap_t *out, const int8_t *lut, const int8_t *src, int8_t *dst);
+typedef struct {
+    nd_fmap_t in, out;
+    const int8_t *lut;
+} nd_lut_params_t;
 
-/* N-D strided copy (up to 6 dims): dst[sum i_k*dst_strides[k]] = src[sum i_k*src_strides[k]].  Covers TRANSPOSE,
- * SLICE, STRIDED_SLICE, CONCATENATION, SPLIT and PAD interiors.  Strides in elements and may be negative. */
-void nd_copy_nd_s8(int ndim, const int32_t *dims, const int8_t *src, const int32_t *src_strides, int8_t *dst,
-                   const int32_t *dst_strides);
+void nd_lut_s8(const nd_lut_params_t *p, const int8_t *in, int8_t *out);
+
+/* N-D strided copy: dst[sum i_k * dst_strides[k]] = src[sum i_k * src_strides[k]], strides in elements (may be
+ * negative).  TRANSPOSE, SLICE, STRIDED_SLICE, CONCATENATION, SPLIT and PAD interiors are all copies. */
+#define ND_COPY_MAX_DIMS 6
+typedef struct {
+    int32_t ndim;
+    int32_t dims[ND_COPY_MAX_DIMS];
+    int32_t src_strides[ND_COPY_MAX_DIMS];
+    int32_t dst_strides[ND_COPY_MAX_DIMS];
+    nd_kernel_t kernel;
+} nd_copy_params_t;
+
+void nd_copy_s8(const nd_copy_params_t *p, const int8_t *src, int8_t *dst);
 
 void nd_fill_s8(int8_t *dst, int8_t value, int32_t n);
 
-/* Fast paths (nd_kernels_fast.c), chosen by the public kernels above when their preconditions hold. */
-int nd_conv2d_fast_ok(const nd_conv_params_t *p);
-void nd_conv2d_fast_row_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out_row, int oy);
-int nd_dwconv_fast_ok(const nd_conv_params_t *p);
-void nd_dwconv3x3_fast_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out);
-void nd_dwconv3x3_simd_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out);
-int nd_add_fast_ok(const nd_add_params_t *p);
-void nd_add_fast_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
-void nd_maxpool_fast_s8(const nd_pool_params_t *p, const int8_t *in, int8_t *out);
-void nd_maxpool_row_fast_s8(const nd_pool_params_t *q, const int8_t *const *rows, int8_t *out_row);
+/* The reference kernels (nd_kernels_ref.c), any params.  Rows [oy0, oy1) of a conv go to `out`, whose row y is at
+ * (y % ring_rows) * out.w * out.pstride (ring_rows = out.h for a whole map); a pool reads its input row y the same way
+ * (ring_rows = in.h for a whole map). */
+void nd_conv2d_rows_ref_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, int oy0, int oy1, int ring_rows);
+void nd_dwconv_ref_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out);
+void nd_maxpool_rows_ref_s8(const nd_pool_params_t *p, const int8_t *in, int ring_rows, int py0, int py1, int8_t *out);
+void nd_add_ref_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
+void nd_copy_ref_s8(int ndim, const int32_t *dims, const int8_t *src, const int32_t *src_strides, int8_t *dst,
+                    const int32_t *dst_strides);
 
 #ifdef __cplusplus
 }

@@ -20,7 +20,8 @@ FILES = ("nd_model.c", "nd_model.h")
 class AotResult:
     arena_bytes: int
     files: list[str]
-    flash_bytes: int = 0  # bytes of constant data (weights, tables, parameters) in the emitted C
+    flash_bytes: int = 0  # bytes of constant arrays (weights, tables) the normal kernel build compiles
+    scratch_bytes: int = 0  # the largest kernel scratch of any step (inside the arena)
 
 
 def emit_c(info: model_info.ModelInfo, out_dir: str | Path) -> AotResult:
@@ -45,5 +46,6 @@ def emit_any(info: model_info.ModelInfo, out_dir: str | Path, nanodet: bool = Fa
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, out / name)
-    flash = sum(data.nbytes for _, _, data in prog.consts)
-    return AotResult(arena, [str(out / n) for n in FILES], flash)
+    scratch = max((st.scratch and max(st.scratch.ref_bytes, st.scratch.fast_bytes) or 0 for st in prog.steps),
+                  default=0)
+    return AotResult(arena, [str(out / n) for n in FILES], emit.flash_bytes(prog)["fast"], scratch)

@@ -1,5 +1,6 @@
 """The .tflite flatbuffer as a small graph IR: tensors (shape, type, quantisation, constant data) and ops (builtin
-name, inputs, outputs, options), in execution order.  Unsupported ops and types are refused here."""
+name, inputs, outputs, options), in execution order.  Non-int8 activations are refused here; which ops the engine
+supports is lower.LOWERINGS."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,9 +10,6 @@ import numpy as np
 from nanodet_mcu import model_info
 from nanodet_mcu.errors import NanodetError
 
-SUPPORTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "PAD", "PADV2", "MAX_POOL_2D", "CONCATENATION", "SPLIT", "SLICE",
-                 "STRIDED_SLICE", "RESHAPE", "TRANSPOSE", "ADD", "RESIZE_BILINEAR", "LEAKY_RELU", "LOGISTIC",
-                 "QUANTIZE")
 _NP_TYPES = {0: np.float32, 2: np.int32, 9: np.int8, 4: np.int64}
 
 
@@ -120,13 +118,11 @@ def read(info: model_info.ModelInfo) -> Graph:
     for i in range(sub.OperatorsLength()):
         op = sub.Operators(i)
         kind = names.get(codes[op.OpcodeIndex()], f"OP{codes[op.OpcodeIndex()]}")
-        if kind not in SUPPORTED_OPS:
-            raise NanodetError(f"the AOT engine does not support op {kind} (operator {i}); supported: "
-                               f"{', '.join(SUPPORTED_OPS)}")
         ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
         outs = [int(x) for x in op.OutputsAsNumpy()]
         ops.append(Op(i, kind, ins, outs, _options(s, op, kind)))
-        for ti in outs + [ins[0] if kind not in ("SPLIT",) else ins[1]]:
+        data_in = ins[1:2] if kind == "SPLIT" else ins[:1]  # the activation input (SPLIT's comes second)
+        for ti in outs + [t for t in data_in if t >= 0]:
             if tensors[ti].dtype != "int8":
                 raise NanodetError(f"the AOT engine supports int8 activations only; {kind} (operator {i}) "
                                    f"has {tensors[ti].dtype} tensor '{tensors[ti].name}'")

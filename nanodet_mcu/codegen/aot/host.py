@@ -27,18 +27,28 @@ def emit_dir(info: model_info.ModelInfo, nanodet: bool) -> Path:
     return hostcc.cache_dir().parent / "aot" / key.hexdigest()[:20]
 
 
+REFERENCE_ONLY_FLAG = "-DND_KERNELS_REFERENCE_ONLY=1"
+
+
 class HostModel:
-    """Any supported int8 model's emitted C, built as a shared library: run(inputs) -> outputs."""
+    """Any supported int8 model's emitted C, built as a shared library: run(inputs) -> outputs.
+
+    reference_only: build with ND_KERNELS_REFERENCE_ONLY (every op on its reference kernel)."""
 
     def __init__(self, info: model_info.ModelInfo, nanodet: bool = False,
-                 flags: tuple[str, ...] = hostcc.DEFAULT_FLAGS):
+                 flags: tuple[str, ...] = hostcc.DEFAULT_FLAGS, reference_only: bool = False):
         out = emit_dir(info, nanodet)
         if not (out / "nd_model.c").exists() or not (out / "nd_model.h").exists():
             emit_any(info, out, nanodet)
         self.dir = out
+        flags = (*flags, REFERENCE_ONLY_FLAG) if reference_only else tuple(flags)
         self.lib_path = hostcc.build_shared_library(f"ndaot_{out.name[:12]}", [out / "nd_model.c", *kernel_sources()],
                                                     [out, KERNELS_DIR], flags)
         self._lib = ctypes.CDLL(str(self.lib_path))
+        step = self._lib.nd_model_check()
+        if step >= 0:
+            raise NanodetError(f"the AOT kernels need other scratch than the plan reserved (step {step}): "
+                               "kernels and generator do not match")
         for fn in ("nd_model_input_at", "nd_model_output_at"):
             getattr(self._lib, fn).restype = ctypes.c_void_p
             getattr(self._lib, fn).argtypes = [ctypes.c_void_p, ctypes.c_int]

@@ -1,59 +1,98 @@
-"""Graph IR -> a list of kernel calls (steps) with every constant precomputed on the host.
+"""Graph IR -> a program of kernel calls (steps) with every constant precomputed on the host.
 
 Rewrites done here, all exact: RESHAPE becomes an alias of its input's storage; a PAD whose consumers are all convs
 (or max pools) is folded into their padding instead of materialising the padded map; an edge-repeating pad
 (SLICE + CONCATENATION) in front of a max pool becomes the pool's excluded padding; an element-wise int8 op
 (LEAKY_RELU, LOGISTIC, QUANTIZE) that is the only consumer of a conv's output becomes a table applied in the conv's
 store, together with a narrower activation range; a conv whose only reader is a max pool becomes one row-streamed
-step (nd_conv_pool_s8).  Constants of the kernels' fast paths (bias with the input offset folded in, SMLAD-ordered
-weights, short-form requantisation where provably exact) are computed here too.  Addresses are left symbolic
-({t<index>}) for the memory planner.
+step (nd_conv_pool_s8).
+
+Each op is lowered by its entry in LOWERINGS (whose keys are the engine's supported op set).  Kernel params are typed
+(kernels.py); where a fast kernel applies, this module proves its preconditions, computes its constants and records
+both variants, so that one emitted model serves the normal and the ND_KERNELS_REFERENCE_ONLY build.  Addresses stay
+symbolic (Ref: a tensor or scratch buffer plus an offset) until the memory planner has placed the buffers.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from nanodet_mcu.codegen.aot import quant
+from nanodet_mcu.codegen.aot import kernels, quant
 from nanodet_mcu.codegen.aot.graph import Graph, Op
+from nanodet_mcu.codegen.aot.kernels import CName, Const, CStruct, FMap
 from nanodet_mcu.errors import NanodetError
 
 ELEMENTWISE = ("LEAKY_RELU", "LOGISTIC", "QUANTIZE")
 SCRATCH_BASE = 1_000_000  # ids of per-step scratch buffers (placed by the planner like tensors)
+NULL = CName("NULL")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """The address of a planned buffer (a tensor, through its alias root, or a step's scratch) plus a byte offset."""
+    buf: int
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Variants:
+    """Params whose fast kernel takes other constants than the reference: the emitted model holds both, the fast ones
+    compiled normally and the reference ones under ND_KERNELS_REFERENCE_ONLY."""
+    ref: CStruct
+    fast: CStruct
+
+
+@dataclass(frozen=True)
+class Call:
+    """One kernel call: fn(&params, *args) (fn(*args) without params)."""
+    fn: str
+    params: CStruct | Variants | None
+    args: tuple  # Ref | Const | CName | int
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """A step's working memory in the arena: what its kernel needs in each build (the plan reserves the larger)."""
+    buf: int
+    ref_bytes: int
+    fast_bytes: int
 
 
 @dataclass
 class Step:
-    label: str            # op kind(s) for profiling tables
-    call: str             # C statement(s); {tN} is the address of tensor N, {p} the params object
-    ptype: str | None     # params struct type
-    params: str | None    # C initializer of the params struct
-    reads: list[int]
-    writes: list[int]
+    ops: list[str]        # op kinds fused into this step, in model order
+    calls: list[Call]
+    reads: list[int]      # tensors read
+    writes: list[int]     # tensors (and the scratch buffer) written
+    tensor: int           # the tensor the step produces
     shape: tuple[int, ...] = ()
     macs: int = 0
+    scratch: Scratch | None = None
     inplace_ok: list[tuple[int, int]] = field(default_factory=list)  # (input, output) that may share storage
+
+    @property
+    def label(self) -> str:
+        return "+".join(self.ops)
 
 
 @dataclass
 class Program:
     steps: list[Step]
-    consts: list[tuple[str, str, np.ndarray]]   # (C type, name, data)
+    consts: list[Const]
     alias: dict[int, tuple[int, int]]           # tensor -> (root tensor, byte offset)
     sizes: dict[int, int]                       # root tensor (or scratch id) -> bytes
     inputs: list[int]
     outputs: list[int]
+    tensor_names: dict[int, str] = field(default_factory=dict)
 
-
-def _fmap(shape: tuple[int, ...], pstride: int | None = None) -> str:
-    if len(shape) == 4:
-        h, w, c = shape[1], shape[2], shape[3]
-    else:  # any other rank: one row of pixels over the last axis
-        c = shape[-1] if shape else 1
-        h, w = 1, int(np.prod(shape)) // max(c, 1)
-    return f"{{{h}, {w}, {c}, {pstride or c}}}"
+    def step_facts(self) -> list[dict]:
+        """Per step, what profiling and bisecting tools report: fused op kinds, output tensor, shape, MACs."""
+        return [{"index": i, "op": s.label, "tensor": self.tensor_names.get(s.tensor, str(s.tensor)),
+                 "shape": list(s.shape), "macs": s.macs} for i, s in enumerate(self.steps)]
 
 
 def _dense_strides(shape) -> list[int]:
@@ -70,13 +109,18 @@ def _same_pad(in_size: int, k: int, stride: int, dil: int, out_size: int) -> int
     return max(total, 0) // 2
 
 
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    """int64 values wrapped to int32, as the C accumulation wraps."""
+    return ((x + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+
+
 class Lowering:
     def __init__(self, graph: Graph):
         self.g = graph
         self.t = graph.tensors
         self.steps: list[Step] = []
-        self.consts: list[tuple[str, str, np.ndarray]] = []
-        self._const_names: dict[str, str] = {}
+        self.consts: list[Const] = []
+        self._const_names: dict[str, Const] = {}
         self.alias: dict[int, tuple[int, int]] = {}
         self.consumers: dict[int, list[Op]] = {}
         for op in graph.ops:
@@ -90,13 +134,13 @@ class Lowering:
         self.scratch: dict[int, int] = {}
 
     # --- constants ---------------------------------------------------------------------------------------------
-    def const(self, ctype: str, data: np.ndarray, hint: str) -> str:
+    def const(self, ctype: str, data: np.ndarray, hint: str) -> Const:
         data = np.ascontiguousarray(data)
-        key = hashlib.sha256(ctype.encode() + data.tobytes()).hexdigest()
+        key = hashlib.sha256(ctype.encode() + str(data.shape[1:]).encode() + data.tobytes()).hexdigest()
         if key not in self._const_names:
-            name = f"nd_{hint}{len(self.consts)}"
-            self._const_names[key] = name
-            self.consts.append((ctype, name, data))
+            c = Const(ctype, f"nd_{hint}_{len(self.consts)}", data)
+            self._const_names[key] = c
+            self.consts.append(c)
         return self._const_names[key]
 
     # --- helpers -----------------------------------------------------------------------------------------------
@@ -219,6 +263,11 @@ class Lowering:
 
     # --- the pass ----------------------------------------------------------------------------------------------
     def run(self) -> Program:
+        unsupported = sorted({op.kind for op in self.g.ops if op.kind not in LOWERINGS})
+        if unsupported:
+            first = next(op for op in self.g.ops if op.kind in unsupported)
+            raise NanodetError(f"the AOT engine does not support op {first.kind} (operator {first.index}); "
+                               f"supported: {', '.join(SUPPORTED_OPS)}")
         self._find_replicate_pads()
         for op in self.g.ops:
             if op.kind in ("PAD", "PADV2") and self._pad_foldable(op):
@@ -228,7 +277,7 @@ class Lowering:
         for op in self.g.ops:
             if op.index in self.fused_into:
                 continue
-            getattr(self, "_op_" + op.kind.lower())(op)
+            LOWERINGS[op.kind](self, op)
         sizes: dict[int, int] = dict(self.scratch)
         for s in self.steps:
             for ti in s.reads + s.writes:
@@ -238,7 +287,16 @@ class Lowering:
         for ti in self.g.inputs + self.g.outputs:
             root = self.alias.get(ti, (ti, 0))[0]
             sizes.setdefault(root, self.t[root].size)
-        return Program(self.steps, self.consts, self.alias, sizes, list(self.g.inputs), list(self.g.outputs))
+        names = {s.tensor: self.t[s.tensor].name for s in self.steps}
+        return Program(self.steps, self.consts, self.alias, sizes, list(self.g.inputs), list(self.g.outputs), names)
+
+    def _new_scratch(self, ref_bytes: int, fast_bytes: int) -> Scratch | None:
+        size = max(ref_bytes, fast_bytes)
+        if size == 0:
+            return None
+        sid = SCRATCH_BASE + len(self.scratch)
+        self.scratch[sid] = size
+        return Scratch(sid, ref_bytes, fast_bytes)
 
     def _fuse_activation(self, out: int) -> tuple[int, np.ndarray | None, list[str]]:
         """Absorb a chain of element-wise ops that are the sole consumers of `out`."""
@@ -255,6 +313,8 @@ class Lowering:
             out = c.outputs[0]
         return out, lut, labels
 
+
+    # --- CONV_2D, DEPTHWISE_CONV_2D (+ fused MAX_POOL_2D) --------------------------------------------------------
     def _conv(self, op: Op, depthwise: bool):
         src, extra_t, extra_l, _ = self._source(op.inputs[0])
         x_orig, w, y = self.t[op.inputs[0]], self.t[op.inputs[1]], self.t[op.outputs[0]]
@@ -281,120 +341,78 @@ class Lowering:
             mult[c], shift[c] = m, s
         act_min, act_max = quant.activation_range(o["FusedActivationFunction"], y.scale, y.zp)
         final, lut, labels = self._fuse_activation(op.outputs[0])
-        if (act_min, act_max) != (-128, 127):  # the fast paths only saturate to int8: the table applies the range
+        if (act_min, act_max) != (-128, 127):  # the fast kernels only saturate to int8: the table applies the range
             clamp = np.clip(np.arange(-128, 128), act_min, act_max)
             lut = clamp.astype(np.int8) if lut is None else lut[clamp + 128]
-        bias, bias_data = "NULL", np.zeros(out_c, np.int64)
+        bias, bias_data = None, np.zeros(out_c, np.int64)
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
             b = self.t[op.inputs[2]]
             if b.data is None or b.data.dtype != np.int32:
                 raise NanodetError(f"{op.kind} (operator {op.index}) needs a constant int32 bias")
             bias = self.const("int32_t", b.data.reshape(-1), "b")
             bias_data = b.data.reshape(-1).astype(np.int64)
-        dw3x3 = depthwise and (kh, kw) == (3, 3) and out_c == x.shape[3] and \
-            o["DilationHFactor"] == o["DilationWFactor"] == 1  # exactly nd_dwconv_fast_ok's conditions
-        fast = self._dw_simd_fields(w.data, bias_data, -x.zp, y.zp, out_c, mult, shift) if dw3x3 else None
-        if fast is None:
-            fast = self._fast_conv_fields(w.data, bias_data, -x.zp, y.zp, depthwise, out_c, dw3x3, (mult, shift))
-        # the fast paths read only their own weight layout: the OHWI copy would be dead flash
-        fast_only = ".wx = " in fast or ".wdw = " in fast or ".wdw4 = " in fast
-        weights = "NULL" if fast_only else self.const("int8_t", w.data.reshape(-1), "w")
-        dm = o.get("DepthMultiplier", 1) or 1
-        if depthwise:
-            dm = out_c // x.shape[3]
-        params = (f"{{.in = {_fmap(x.shape)}, .out = {_fmap(y.shape)}, .kh = {kh}, .kw = {kw}, "
-                  f".sh = {o['StrideH']}, .sw = {o['StrideW']}, .dh = {o['DilationHFactor']}, "
-                  f".dw = {o['DilationWFactor']}, .pad_t = {pad_t}, .pad_l = {pad_l}, .depth_multiplier = {dm}, "
-                  f".in_offset = {-x.zp}, .out_offset = {y.zp}, .act_min = {act_min}, .act_max = {act_max}, "
-                  f".weights = {weights}, .bias = {bias}, "
-                  f".mult = {self.const('int32_t', mult, 'm')}, .shift = {self.const('int8_t', shift, 's')}, "
-                  f".lut = {self.const('int8_t', lut, 'lut') if lut is not None else 'NULL'}}}")
-        params = params[:-1] + fast + "}"
-        fn = "nd_dwconv_s8" if depthwise else "nd_conv2d_s8"
+        ref = kernels.Conv(
+            in_=FMap.of(x.shape), out=FMap.of(y.shape), kh=kh, kw=kw, sh=o["StrideH"], sw=o["StrideW"],
+            dh=o["DilationHFactor"], dw=o["DilationWFactor"], pad_t=pad_t, pad_l=pad_l,
+            depth_multiplier=out_c // x.shape[3] if depthwise else 1, in_offset=-x.zp, out_offset=y.zp,
+            act_min=act_min, act_max=act_max, lut=self.const("int8_t", lut, "lut") if lut is not None else None,
+            weights=self.const("int8_t", w.data.reshape(-1), "w"), bias=bias,
+            mult=self.const("int32_t", mult, "m"), shift=self.const("int8_t", shift, "s"))
+        fast = (self._fast_dwconv if depthwise else self._fast_conv)(ref, w.data, bias_data, mult, shift)
         macs = int(np.prod(y.shape)) * kh * kw * (1 if depthwise else x.shape[3])
         pool = None if depthwise else self._pool_consumer(final)
         if pool is not None:
-            self._conv_pool_step(op, pool, params, src, final, macs, labels, o["StrideH"], pad_t)
+            self._conv_pool_step(op, pool, ref, fast, src, final, macs, labels)
             return
-        self.steps.append(Step("+".join([op.kind] + labels), f"{fn}(&{{p}}, {{t{src}}}, {{t{final}}});",
-                               "nd_conv_params_t", params, [src], [final], tuple(y.shape), macs))
+        scratch = self._new_scratch(kernels.conv_scratch(ref), kernels.conv_scratch(fast) if fast else 0)
+        fn = "nd_dwconv_s8" if depthwise else "nd_conv2d_s8"
+        call = Call(fn, Variants(ref, fast) if fast else ref,
+                    (Ref(src), Ref(final), Ref(scratch.buf) if scratch else NULL))
+        self.steps.append(Step([op.kind] + labels, [call], [src], [final] + ([scratch.buf] if scratch else []),
+                               final, tuple(y.shape), macs, scratch))
 
-    def _conv_pool_step(self, op, pool, conv_params, src, conv_out, macs, labels, conv_sh, conv_pad_t):
-        pool_params, _, pool_pad_t = self._pool_params(pool)
-        self.fused_into[pool.index] = pool
-        y, z, x = self.t[conv_out], self.t[pool.outputs[0]], self.t[src]
-        o = pool.opts
-        kh = o["FilterHeight"]
-        ring = self._new_scratch(kh * y.shape[2] * y.shape[3])
-        inplace = []
-        if self._stream_overlap_safe(y.shape[1], conv_sh, conv_pad_t, x.shape[2] * x.shape[3],
-                                     z.shape[1], o["StrideH"], pool_pad_t, kh, z.shape[2] * z.shape[3]):
-            inplace = [(src, z.index)]
-        self.steps.append(Step("+".join([op.kind] + labels + ["MAX_POOL_2D"]),
-                               f"nd_conv_pool_s8(&{{p}}, {{t{src}}}, {{t{z.index}}}, {{t{ring}}});",
-                               "nd_conv_pool_params_t", f"{{.conv = {conv_params}, .pool = {pool_params}}}",
-                               [src], [z.index, ring], tuple(z.shape), macs, inplace_ok=inplace))
-
-    @staticmethod
-    def _stream_overlap_safe(conv_h, conv_sh, conv_pad_t, in_row_bytes, pool_h, pool_sh, pool_pad_t, pool_kh,
-                             out_row_bytes) -> bool:
-        """True when nd_conv_pool_s8 may write its output over its input (same start): every pooled row lands
-        on input rows that no conv row still to be computed will read."""
-        nxt = 0
-        for py in range(pool_h):
-            nxt = max(nxt, min(py * pool_sh - pool_pad_t + pool_kh, conv_h))
-            if nxt >= conv_h:
-                return True
-            if (py + 1) * out_row_bytes > max(nxt * conv_sh - conv_pad_t, 0) * in_row_bytes:
-                return False
-        return True
-
-    def _fast_conv_fields(self, w: np.ndarray, bias: np.ndarray, in_offset: int, out_offset: int, depthwise: bool,
-                          out_c: int, dw3x3: bool, requant: tuple[np.ndarray, np.ndarray]) -> str:
-        """Constants of the fast paths: the bias with the input offset folded in and, for CONV_2D, the weights
-        sign-extended into SMLAD operand order (see nd_conv_params_t.wx)."""
-        k = int(np.prod(w.shape[1:]))
-        k4 = -(-k // 4) * 4
-        doubled = None
-        if not depthwise and out_c % 4 == 0 and k4 <= 1152:
-            doubled = self._doubled_requant(w.reshape(out_c, k), bias, in_offset, out_offset, *requant)
-        if doubled is not None:  # weights doubled with the bias: the accumulator is 2 acc
-            return self._doubled_fields(doubled) + self._wx_fields(2 * w.reshape(out_c, k).astype(np.int16), k4)
-        if depthwise:
-            wsum = w.reshape(-1, out_c).astype(np.int64).sum(axis=0)
-        else:
-            wsum = w.reshape(out_c, -1).astype(np.int64).sum(axis=1)
-        eff = bias + in_offset * wsum
-        eff = ((eff + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)  # int32 wrap, as the C accumulation
-        fields = f", .bias_eff = {self.const('int32_t', eff, 'be')}"
-        rq = self._rq_table(w, bias, depthwise, out_c, *requant)
-        if rq is not None:
-            fields += f", .rq = (const nd_rq_t *)(const void *){self.const('int32_t', rq, 'rq')}"
-        if depthwise:
-            if dw3x3:
-                fields += f", .wdw = {self.const('int8_t', w.reshape(9, out_c).T.reshape(-1), 'wdw')}"
-            return fields
+    def _fast_conv(self, ref: kernels.Conv, w: np.ndarray, bias, mult, shift) -> kernels.Conv | None:
+        """ND_KERNEL_CONV_SMLAD: whole blocks of 4 output channels and the doubled-accumulator requantisation proven
+        exact; weights doubled with the bias, zero-padded to k4 taps and laid out for SMLAD (nd_conv_params_t.wx)."""
+        out_c = ref.out.c
         if out_c % 4:
-            return fields
-        if k4 > 1152:
-            return ""
-        return fields + self._wx_fields(w.reshape(out_c, k).astype(np.int16), k4)
-
-    def _wx_fields(self, wk: np.ndarray, k4: int) -> str:
-        """nd_conv_params_t.wx from (out_c, K) weights: per 4 taps (w0,w1,w2,w3) -> halfword pairs (w0,w2),(w1,w3);
-        blocks of 4 output channels interleaved."""
-        out_c, k = wk.shape
+            return None
+        wk = w.reshape(out_c, -1)  # OHWI: (out_c, K)
+        k = wk.shape[1]
+        doubled = self._doubled_requant(wk, bias, ref.in_offset, ref.out_offset, mult, shift)
+        if doubled is None:
+            return None
+        k4 = -(-k // 4) * 4
         wp = np.zeros((out_c, k4), np.int16)
-        wp[:, :k] = wk
+        wp[:, :k] = 2 * wk.astype(np.int16)
         g = wp.reshape(out_c // 4, 4, k4 // 4, 4)[..., [0, 2, 1, 3]]  # (block, oc in block, group, 4)
         wx = g.transpose(0, 2, 1, 3).reshape(-1)
-        return f", .wx = {self.const('int16_t', wx, 'wx')}, .k4 = {k4}"
+        return self._fast(ref, kernels.CONV_SMLAD, doubled, wx=self.const("int16_t", wx, "wx"), k4=k4)
+
+    def _fast_dwconv(self, ref: kernels.Conv, w: np.ndarray, bias, mult, shift) -> kernels.Conv | None:
+        """ND_KERNEL_DWCONV3X3_SMLA: 3x3, depth multiplier 1, no dilation, channels a multiple of 4 and the doubled
+        requantisation proven exact; per block of 4 channels and per tap the weights (2w0, 2w2, 2w1, 2w3)."""
+        out_c = ref.out.c
+        if (ref.kh, ref.kw, ref.dh, ref.dw, ref.depth_multiplier) != (3, 3, 1, 1, 1) or out_c % 4:
+            return None
+        w9 = w.reshape(9, out_c).astype(np.int64)  # 1HWC: (tap, channel)
+        doubled = self._doubled_requant(w9.T, bias, ref.in_offset, ref.out_offset, mult, shift)
+        if doubled is None:
+            return None
+        w4 = (2 * w9).reshape(9, out_c // 4, 4)[:, :, [0, 2, 1, 3]].transpose(1, 0, 2).reshape(-1)
+        return self._fast(ref, kernels.DWCONV3X3_SMLA, doubled, wdw=self.const("int16_t", w4, "wdw"))
+
+    def _fast(self, ref: kernels.Conv, kernel: CName, doubled, **weights) -> kernels.Conv:
+        bias2, rqo = doubled
+        return dataclasses.replace(ref, kernel=kernel, weights=None, bias=None, mult=None, shift=None,
+                                   bias2=self.const("int32_t", bias2, "b2"), rqo=self.const("nd_rq_t", rqo, "rq"),
+                                   **weights)
 
     @staticmethod
     def _doubled_requant(wk, bias, in_offset, out_offset, mult, shift):
-        """(bias2, rqo) of the doubled-accumulator requantisation (see nd_conv_params_t.rqo) for weights wk
-        (out_c, K), or None when its bounds do not hold: |2 acc| < 2^31 and |h| + round + |out_offset << rsh| <
-        2^31, with |acc| <= |bias| + 255 * sum|w| since (x + in_offset) is within [-255, 255]."""
+        """(bias2, rqo rows) of the doubled-accumulator requantisation (see nd_rq_t) for weights wk (out_c, K), or
+        None when its bounds do not hold: |2 acc| < 2^31 and |h| + round + |out_offset << rsh| < 2^31, with
+        |acc| <= |bias| + 255 * sum|w| since (x + in_offset) is within [-255, 255]."""
         if np.any(shift >= 0):
             return None
         wk = wk.astype(np.int64)
@@ -410,69 +428,39 @@ class Lowering:
         rnd = (np.int64(1) << (rsh - 1)) + (np.int64(out_offset) << rsh)
         if np.any(2 * bound >= (1 << 31)) or np.any(h_bound + np.abs(rnd) + 1 >= (1 << 31)):
             return None
-        eff = 2 * (bias + in_offset * wk.sum(axis=1))
-        eff = ((eff + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)  # int32 wrap, as the C accumulation
-        return eff, np.stack([mult.astype(np.int64), rnd, rsh], axis=1).astype(np.int32).reshape(-1)
+        bias2 = _wrap32(2 * (bias + in_offset * wk.sum(axis=1)))
+        return bias2, np.stack([mult.astype(np.int64), rnd, rsh], axis=1).astype(np.int32)
 
-    def _doubled_fields(self, doubled) -> str:
-        bias2, rq = doubled
-        return (f", .bias2 = {self.const('int32_t', bias2, 'b2')}, "
-                f".rqo = (const nd_rq_t *)(const void *){self.const('int32_t', rq, 'rqo')}")
+    def _conv_pool_step(self, op, pool, ref, fast, src, conv_out, macs, labels):
+        pool_params, _, pool_pad_t = self._pool_params(pool)
+        self.fused_into[pool.index] = pool
+        y, z, x = self.t[conv_out], self.t[pool.outputs[0]], self.t[src]
+        ref_cp = kernels.ConvPool(ref, pool_params)
+        fast_cp = kernels.ConvPool(fast, pool_params) if fast else None
+        scratch = self._new_scratch(kernels.conv_pool_scratch(ref_cp),
+                                    kernels.conv_pool_scratch(fast_cp) if fast_cp else 0)
+        inplace = []
+        if self._stream_overlap_safe(y.shape[1], ref.sh, ref.pad_t, x.shape[2] * x.shape[3], z.shape[1],
+                                     pool_params.sh, pool_pad_t, pool_params.kh, z.shape[2] * z.shape[3]):
+            inplace = [(src, z.index)]
+        call = Call("nd_conv_pool_s8", Variants(ref_cp, fast_cp) if fast_cp else ref_cp,
+                    (Ref(src), Ref(z.index), Ref(scratch.buf)))
+        self.steps.append(Step([op.kind] + labels + ["MAX_POOL_2D"], [call], [src], [z.index, scratch.buf], z.index,
+                               tuple(z.shape), macs, scratch, inplace_ok=inplace))
 
-    def _dw_simd_fields(self, w, bias, in_offset, out_offset, out_c, mult, shift) -> str | None:
-        """Constants of nd_dwconv3x3_simd_s8 (see nd_conv_params_t.wdw4), or None when its preconditions or
-        its overflow bounds do not hold."""
-        if out_c % 4 or out_c > 256:
-            return None
-        w9 = w.reshape(9, out_c).astype(np.int64)
-        doubled = self._doubled_requant(w9.T, bias, in_offset, out_offset, mult, shift)
-        if doubled is None:
-            return None
-        # per block of 4 channels and per tap: (2w0, 2w2, 2w1, 2w3), the SXTB16 lane order
-        w4 = (2 * w9).reshape(9, out_c // 4, 4)[:, :, [0, 2, 1, 3]].transpose(1, 0, 2).reshape(-1)
-        return f", .wdw4 = {self.const('int16_t', w4, 'w4')}" + self._doubled_fields(doubled)
-
-    def _rq_table(self, w, bias, depthwise, out_c, mult, shift):
-        """{mult, round, rsh} per channel when the short rounding form is exact for every reachable accumulator
-        (see nd_rq_t), else None.  |acc| <= |bias| + 255 * sum|w| since (x + in_offset) is within [-255, 255]."""
-        if np.any(shift >= 0):
-            return None
-        absw = np.abs(w.astype(np.int64))
-        wsum = absw.reshape(-1, out_c).sum(axis=0) if depthwise else absw.reshape(out_c, -1).sum(axis=1)
-        bound = np.abs(bias) + 255 * wsum
-        h_bound = bound * mult.astype(np.int64) // (1 << 31) + 2
-        rsh = (-shift).astype(np.int64)
-        if np.any(bound >= (1 << 31)) or np.any(h_bound + (1 << (rsh - 1)) >= (1 << 31)):
-            return None
-        return np.stack([mult.astype(np.int64), 1 << (rsh - 1), rsh], axis=1).astype(np.int32).reshape(-1)
-
-    def _op_conv_2d(self, op):
-        self._conv(op, False)
-
-    def _op_depthwise_conv_2d(self, op):
-        self._conv(op, True)
-
-    def _pool_params(self, op) -> tuple[str, int, int]:
-        """(C initializer, source tensor, top padding) of a MAX_POOL_2D."""
-        src, extra_t, extra_l, value = self._source(op.inputs[0])
-        x, y = self.t[src], self.t[op.outputs[0]]
-        o = op.opts
-        pad_mode = 1 if op.inputs[0] in self.folded_pad else 0
-        pt, pl = self._pool_same_pad(op) if o["Padding"] == 0 else (0, 0)
-        act_min, act_max = quant.activation_range(o["FusedActivationFunction"], y.scale, y.zp)
-        if x.zp != y.zp or x.scale != y.scale:
-            raise NanodetError(f"MAX_POOL_2D (operator {op.index}) with different input and output quantisation")
-        params = (f"{{.in = {_fmap(x.shape)}, .out = {_fmap(y.shape)}, .kh = {o['FilterHeight']}, "
-                  f".kw = {o['FilterWidth']}, .sh = {o['StrideH']}, .sw = {o['StrideW']}, .pad_t = {pt + extra_t}, "
-                  f".pad_l = {pl + extra_l}, .pad_mode = {pad_mode}, .pad_value = {value}, .act_min = {act_min}, "
-                  f".act_max = {act_max}}}")
-        return params, src, pt + extra_t
-
-    def _op_max_pool_2d(self, op):
-        params, src, _ = self._pool_params(op)
-        y = self.t[op.outputs[0]]
-        self.steps.append(Step(op.kind, f"nd_maxpool_s8(&{{p}}, {{t{src}}}, {{t{y.index}}});",
-                               "nd_pool_params_t", params, [src], [y.index], tuple(y.shape)))
+    @staticmethod
+    def _stream_overlap_safe(conv_h, conv_sh, conv_pad_t, in_row_bytes, pool_h, pool_sh, pool_pad_t, pool_kh,
+                             out_row_bytes) -> bool:
+        """True when nd_conv_pool_s8 may write its output over its input (same start): every pooled row lands
+        on input rows that no conv row still to be computed will read."""
+        nxt = 0
+        for py in range(pool_h):
+            nxt = max(nxt, min(py * pool_sh - pool_pad_t + pool_kh, conv_h))
+            if nxt >= conv_h:
+                return True
+            if (py + 1) * out_row_bytes > max(nxt * conv_sh - conv_pad_t, 0) * in_row_bytes:
+                return False
+        return True
 
     def _pool_consumer(self, t: int) -> Op | None:
         """The MAX_POOL_2D that is the only reader of conv output t (directly or through a folded PAD)."""
@@ -491,12 +479,37 @@ class Lowering:
             return None
         return c
 
-    def _new_scratch(self, size: int) -> int:
-        sid = SCRATCH_BASE + len(self.scratch)
-        self.scratch[sid] = size
-        return sid
+    def conv_2d(self, op):
+        self._conv(op, False)
 
-    def _op_pad(self, op):
+    def depthwise_conv_2d(self, op):
+        self._conv(op, True)
+
+    # --- MAX_POOL_2D ---------------------------------------------------------------------------------------------
+    def _pool_params(self, op) -> tuple[kernels.Pool, int, int]:
+        """(params, source tensor, top padding) of a MAX_POOL_2D."""
+        src, extra_t, extra_l, value = self._source(op.inputs[0])
+        x, y = self.t[src], self.t[op.outputs[0]]
+        o = op.opts
+        pt, pl = self._pool_same_pad(op) if o["Padding"] == 0 else (0, 0)
+        act_min, act_max = quant.activation_range(o["FusedActivationFunction"], y.scale, y.zp)
+        if x.zp != y.zp or x.scale != y.scale:
+            raise NanodetError(f"MAX_POOL_2D (operator {op.index}) with different input and output quantisation")
+        params = kernels.Pool(
+            in_=FMap.of(x.shape), out=FMap.of(y.shape), kh=o["FilterHeight"], kw=o["FilterWidth"], sh=o["StrideH"],
+            sw=o["StrideW"], pad_t=pt + extra_t, pad_l=pl + extra_l,
+            pad_mode=1 if op.inputs[0] in self.folded_pad else 0, pad_value=value, act_min=act_min,
+            act_max=act_max, kernel=kernels.MAXPOOL_S8X4 if y.shape[3] % 4 == 0 else kernels.REF)
+        return params, src, pt + extra_t
+
+    def max_pool_2d(self, op):
+        params, src, _ = self._pool_params(op)
+        y = op.outputs[0]
+        self.steps.append(Step([op.kind], [Call("nd_maxpool_s8", params, (Ref(src), Ref(y)))], [src], [y], y,
+                               tuple(self.t[y].shape)))
+
+    # --- data movement: PAD, RESHAPE, CONCATENATION, SPLIT, SLICE, STRIDED_SLICE, TRANSPOSE -------------------------
+    def pad(self, op):
         if op.outputs[0] in self.folded_pad:
             return
         x, y = self.t[op.inputs[0]], self.t[op.outputs[0]]
@@ -507,13 +520,11 @@ class Lowering:
             raise NanodetError(f"{op.kind} (operator {op.index}) has negative paddings")
         ds = _dense_strides(y.shape)
         offset = sum(p[0] * s for p, s in zip(pads, ds))
-        call = (f"nd_fill_s8({{t{y.index}}}, {self._pad_value(op)}, {y.size});\n    "
-                + self._copy_call(x.index, list(x.shape), _dense_strides(x.shape), y.index, offset, ds))
-        self.steps.append(Step(op.kind, call, None, None, [x.index], [y.index], tuple(y.shape)))
+        calls = [Call("nd_fill_s8", None, (Ref(y.index), self._pad_value(op), y.size)),
+                 self._copy(op, Ref(x.index), x.shape, _dense_strides(x.shape), Ref(y.index, offset), ds)]
+        self.steps.append(Step([op.kind], calls, [x.index], [y.index], y.index, tuple(y.shape)))
 
-    _op_padv2 = _op_pad
-
-    def _copy_call(self, src: int, dims, src_strides, dst: int, dst_offset: int, dst_strides, src_offset: int = 0):
+    def _copy(self, op: Op, src: Ref | Const, dims, src_strides, dst: Ref, dst_strides) -> Call:
         dims, src_strides, dst_strides = list(dims), list(src_strides), list(dst_strides)
         # merge axes that are contiguous in both source and destination: fewer, longer inner copies
         k = len(dims) - 1
@@ -525,13 +536,17 @@ class Lowering:
             k -= 1
         if not dims:
             dims, src_strides, dst_strides = [1], [1], [1]
-        d = self.const("int32_t", np.array(dims, np.int32), "dims")
-        ss = self.const("int32_t", np.array(src_strides, np.int32), "str")
-        dd = self.const("int32_t", np.array(dst_strides, np.int32), "str")
-        return (f"nd_copy_nd_s8({len(dims)}, {d}, {{t{src}}} + {src_offset}, {ss}, {{t{dst}}} + {dst_offset}, "
-                f"{dd});")
+        if len(dims) > kernels.COPY_MAX_DIMS:
+            raise NanodetError(f"{op.kind} (operator {op.index}) moves data over {len(dims)} axes; the AOT engine "
+                               f"supports at most {kernels.COPY_MAX_DIMS}")
+        # ND_KERNEL_COPY_INTERLEAVE2, the channel shuffle's transpose: two channel runs interleaved pixel by pixel
+        interleave2 = (len(dims) >= 2 and dims[-1] == 2 and dst_strides[-2:] == [2, 1] and src_strides[-2] == 1
+                       and dims[-2] % 4 == 0)
+        params = kernels.Copy(len(dims), tuple(dims), tuple(src_strides), tuple(dst_strides),
+                              kernels.COPY_INTERLEAVE2 if interleave2 else kernels.REF)
+        return Call("nd_copy_s8", params, (src, dst))
 
-    def _op_reshape(self, op):
+    def reshape(self, op):
         x, y = op.inputs[0], op.outputs[0]
         if self._is_output(y) and (x in self.g.inputs):
             raise NanodetError("a RESHAPE from the model input straight to an output is not supported")
@@ -544,7 +559,7 @@ class Lowering:
                 raise NanodetError(f"{op.kind} (operator {op.index}) mixes quantisations; the AOT engine (like "
                                    f"TFLM) requires identical input and output scales")
 
-    def _op_concatenation(self, op):
+    def concatenation(self, op):
         y = self.t[op.outputs[0]]
         axis = op.opts["Axis"] % len(y.shape)
         self._requant_same(op, op.inputs, op.outputs)
@@ -554,17 +569,14 @@ class Lowering:
         calls, at, reads = [], 0, []
         for ti in op.inputs:
             x = self.t[ti]
-            if x.data is not None:
-                name = self.const("int8_t", x.data.reshape(-1), "c")
-                calls.append(self._copy_call(ti, x.shape, _dense_strides(x.shape), y.index, at * ds[axis], ds)
-                             .replace(f"{{t{ti}}}", f"(const int8_t *){name}"))
-            else:
-                calls.append(self._copy_call(ti, x.shape, _dense_strides(x.shape), y.index, at * ds[axis], ds))
+            src = self.const("int8_t", x.data.reshape(-1), "c") if x.data is not None else Ref(ti)
+            calls.append(self._copy(op, src, x.shape, _dense_strides(x.shape), Ref(y.index, at * ds[axis]), ds))
+            if x.data is None:
                 reads.append(ti)
             at += x.shape[axis]
-        self.steps.append(Step(op.kind, "\n    ".join(calls), None, None, reads, [y.index], tuple(y.shape)))
+        self.steps.append(Step([op.kind], calls, reads, [y.index], y.index, tuple(y.shape)))
 
-    def _op_split(self, op):
+    def split(self, op):
         x = self.t[op.inputs[1]]
         axis = int(self.t[op.inputs[0]].data.reshape(-1)[0]) % len(x.shape)
         self._requant_same(op, [x.index], op.outputs)
@@ -572,21 +584,20 @@ class Lowering:
         calls, at = [], 0
         for ti in op.outputs:
             y = self.t[ti]
-            calls.append(self._copy_call(x.index, y.shape, xs, ti, 0, _dense_strides(y.shape), at * xs[axis]))
+            calls.append(self._copy(op, Ref(x.index, at * xs[axis]), y.shape, xs, Ref(ti), _dense_strides(y.shape)))
             at += y.shape[axis]
-        self.steps.append(Step(op.kind, "\n    ".join(calls), None, None, [x.index], list(op.outputs),
-                               tuple(x.shape)))
+        self.steps.append(Step([op.kind], calls, [x.index], list(op.outputs), op.outputs[-1], tuple(x.shape)))
 
     def _slice(self, op, begin: list[int], dims: list[int], steps: list[int]):
         x, y = self.t[op.inputs[0]], self.t[op.outputs[0]]
         self._requant_same(op, [x.index], [y.index])
         xs = _dense_strides(x.shape)
         offset = sum(b * s for b, s in zip(begin, xs))
-        call = self._copy_call(x.index, dims, [s * st for s, st in zip(xs, steps)], y.index, 0,
-                               _dense_strides(dims), offset)
-        self.steps.append(Step(op.kind, call, None, None, [x.index], [y.index], tuple(y.shape)))
+        call = self._copy(op, Ref(x.index, offset), dims, [s * st for s, st in zip(xs, steps)], Ref(y.index),
+                          _dense_strides(dims))
+        self.steps.append(Step([op.kind], [call], [x.index], [y.index], y.index, tuple(y.shape)))
 
-    def _op_slice(self, op):
+    def slice(self, op):
         x = self.t[op.inputs[0]]
         begin = [int(v) for v in self.t[op.inputs[1]].data.reshape(-1)]
         size = [int(v) for v in self.t[op.inputs[2]].data.reshape(-1)]
@@ -626,19 +637,20 @@ class Lowering:
             strides[i] = st
         return starts, dims, strides
 
-    def _op_strided_slice(self, op):
+    def strided_slice(self, op):
         starts, dims, strides = self._strided_window(op)
         self._slice(op, starts, dims, strides)
 
-    def _op_transpose(self, op):
+    def transpose(self, op):
         x, y = self.t[op.inputs[0]], self.t[op.outputs[0]]
         self._requant_same(op, [x.index], [y.index])
         perm = [int(v) for v in self.t[op.inputs[1]].data.reshape(-1)]
         xs = _dense_strides(x.shape)
-        call = self._copy_call(x.index, y.shape, [xs[p] for p in perm], y.index, 0, _dense_strides(y.shape))
-        self.steps.append(Step(op.kind, call, None, None, [x.index], [y.index], tuple(y.shape)))
+        call = self._copy(op, Ref(x.index), y.shape, [xs[p] for p in perm], Ref(y.index), _dense_strides(y.shape))
+        self.steps.append(Step([op.kind], [call], [x.index], [y.index], y.index, tuple(y.shape)))
 
-    def _op_add(self, op):
+    # --- ADD, RESIZE_BILINEAR, element-wise tables ---------------------------------------------------------------
+    def add(self, op):
         a, b, y = self.t[op.inputs[0]], self.t[op.inputs[1]], self.t[op.outputs[0]]
         if a.shape != b.shape or a.shape != y.shape:
             raise NanodetError(f"ADD (operator {op.index}) with broadcasting ({list(a.shape)} + {list(b.shape)}) "
@@ -647,39 +659,56 @@ class Lowering:
             raise NanodetError(f"ADD (operator {op.index}) with a constant operand is not supported")
         t1, t2, m, s = quant.add_tables(a.scale, a.zp, b.scale, b.zp, y.scale)
         act_min, act_max = quant.activation_range(op.opts["FusedActivationFunction"], y.scale, y.zp)
-        params = (f"{{.a = {_fmap(a.shape)}, .b = {_fmap(b.shape)}, .out = {_fmap(y.shape)}, "
-                  f".t1 = {self.const('int32_t', t1, 'add')}, .t2 = {self.const('int32_t', t2, 'add')}, "
-                  f".mult = {m}, .shift = {s}, .out_offset = {y.zp}, .act_min = {act_min}, .act_max = {act_max}}}")
-        self.steps.append(Step(op.kind, f"nd_add_s8(&{{p}}, {{t{a.index}}}, {{t{b.index}}}, {{t{y.index}}});",
-                               "nd_add_params_t", params, [a.index, b.index], [y.index], tuple(y.shape),
+        # ND_KERNEL_ADD_SMMULR: dense maps (always, here) and a right shift in [1, 22], which keeps the folded
+        # rounding term far from overflow
+        params = kernels.Add(FMap.of(a.shape), FMap.of(b.shape), FMap.of(y.shape), self.const("int32_t", t1, "add"),
+                             self.const("int32_t", t2, "add"), m, s, y.zp, act_min, act_max,
+                             kernels.ADD_SMMULR if -22 <= s <= -1 else kernels.REF)
+        self.steps.append(Step([op.kind], [Call("nd_add_s8", params, (Ref(a.index), Ref(b.index), Ref(y.index)))],
+                               [a.index, b.index], [y.index], y.index, tuple(y.shape),
                                inplace_ok=[(a.index, y.index), (b.index, y.index)]))
 
-    def _op_resize_bilinear(self, op):
+    def resize_bilinear(self, op):
         x, y = self.t[op.inputs[0]], self.t[op.outputs[0]]
         self._requant_same(op, [x.index], [y.index])
         if len(x.shape) != 4:
             raise NanodetError(f"RESIZE_BILINEAR (operator {op.index}) needs a 4-D input")
-        params = (f"{{.in = {_fmap(x.shape)}, .out = {_fmap(y.shape)}, "
-                  f".align_corners = {int(op.opts['AlignCorners'])}, "
-                  f".half_pixel_centers = {int(op.opts['HalfPixelCenters'])}}}")
-        self.steps.append(Step(op.kind, f"nd_resize_bilinear_s8(&{{p}}, {{t{x.index}}}, {{t{y.index}}});",
-                               "nd_resize_params_t", params, [x.index], [y.index], tuple(y.shape)))
+        params = kernels.Resize(FMap.of(x.shape), FMap.of(y.shape), int(op.opts["AlignCorners"]),
+                                int(op.opts["HalfPixelCenters"]))
+        self.steps.append(Step([op.kind], [Call("nd_resize_bilinear_s8", params, (Ref(x.index), Ref(y.index)))],
+                               [x.index], [y.index], y.index, tuple(y.shape)))
 
-    def _elementwise(self, op):
+    def elementwise(self, op):
         x = self.t[op.inputs[0]]
         lut = self._elementwise_lut(op)
         final, more, more_labels = self._fuse_activation(op.outputs[0])
         if more is not None:
             lut = more[lut.astype(np.int32) + 128]
-        name = self.const("int8_t", lut, "lut")
-        call = (f"{{ static const nd_fmap_t f = {_fmap(x.shape)}; "
-                f"nd_lut_s8(&f, &f, {name}, {{t{x.index}}}, {{t{final}}}); }}")
-        self.steps.append(Step("+".join([op.kind] + more_labels), call, None, None, [x.index], [final],
-                               tuple(x.shape), inplace_ok=[(x.index, final)]))
+        params = kernels.Lut(FMap.of(x.shape), FMap.of(x.shape), self.const("int8_t", lut, "lut"))
+        self.steps.append(Step([op.kind] + more_labels, [Call("nd_lut_s8", params, (Ref(x.index), Ref(final)))],
+                               [x.index], [final], final, tuple(x.shape), inplace_ok=[(x.index, final)]))
 
-    _op_leaky_relu = _elementwise
-    _op_logistic = _elementwise
-    _op_quantize = _elementwise
+
+# op kind -> its lowering: the AOT engine's supported op set (front-end validation and error messages read it here)
+LOWERINGS: dict[str, Callable[[Lowering, Op], None]] = {
+    "CONV_2D": Lowering.conv_2d,
+    "DEPTHWISE_CONV_2D": Lowering.depthwise_conv_2d,
+    "MAX_POOL_2D": Lowering.max_pool_2d,
+    "PAD": Lowering.pad,
+    "PADV2": Lowering.pad,
+    "RESHAPE": Lowering.reshape,
+    "CONCATENATION": Lowering.concatenation,
+    "SPLIT": Lowering.split,
+    "SLICE": Lowering.slice,
+    "STRIDED_SLICE": Lowering.strided_slice,
+    "TRANSPOSE": Lowering.transpose,
+    "ADD": Lowering.add,
+    "RESIZE_BILINEAR": Lowering.resize_bilinear,
+    "LEAKY_RELU": Lowering.elementwise,
+    "LOGISTIC": Lowering.elementwise,
+    "QUANTIZE": Lowering.elementwise,
+}
+SUPPORTED_OPS = tuple(LOWERINGS)
 
 
 def lower(graph: Graph) -> Program:

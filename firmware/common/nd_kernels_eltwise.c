@@ -1,0 +1,134 @@
+/* Fast MAX_POOL_2D (ND_KERNEL_MAXPOOL_S8X4), ADD (ND_KERNEL_ADD_SMMULR) and the channel-shuffle copy
+ * (ND_KERNEL_COPY_INTERLEAVE2).  Same bytes as their reference kernels. */
+#include "nd_kernels_fast.h"
+
+#if !ND_KERNELS_REFERENCE_ONLY
+
+/* Row after r in a ring of rows [ring, ring_end) (a whole map is a ring that never wraps). */
+static inline const int8_t *nd_next_row(const int8_t *r, int32_t row_bytes, const int8_t *ring, const int8_t *ring_end)
+{
+    r += row_bytes;
+    return r == ring_end ? ring : r;
+}
+
+/* Max pool, channels four at a time (generator: channels a multiple of 4); padding as in the reference. */
+void nd_maxpool_rows_s8x4(const nd_pool_params_t *q, const int8_t *in, int ring_rows, int py0, int py1, int8_t *out)
+{
+    const int c_n = q->out.c, ps = q->in.pstride;
+    const int32_t row_bytes = (int32_t)q->in.w * ps;
+    const int8_t *const ring_end = in + (int32_t)ring_rows * row_bytes;
+    const uint32_t pad4 = (uint32_t)(uint8_t)q->pad_value * 0x01010101u;
+    const int clamp = q->act_min > -128 || q->act_max < 127;
+    for (int py = py0; py < py1; ++py) {
+        const int y0 = py * q->sh - q->pad_t;
+        const int ky0 = y0 < 0 ? -y0 : 0, ky1 = y0 + q->kh > q->in.h ? q->in.h - y0 : q->kh;
+        const int pad_rows = ky0 > 0 || ky1 < q->kh;
+        const int8_t *first = in + (int32_t)((y0 + ky0) % ring_rows) * row_bytes;
+        const int8_t *second = nd_next_row(first, row_bytes, in, ring_end);
+        const int8_t *third = nd_next_row(second, row_bytes, in, ring_end);
+        int8_t *out_row = out + (int32_t)py * q->out.w * q->out.pstride;
+        for (int px = 0; px < q->out.w; ++px) {
+            const int x0 = px * q->sw - q->pad_l;
+            const int kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + q->kw > q->in.w ? q->in.w - x0 : q->kw;
+            const int any_pad = pad_rows || kx0 > 0 || kx1 < q->kw;
+            int8_t *o = out_row + (int32_t)px * q->out.pstride;
+            if (!any_pad && !clamp && q->kh == 3 && q->kw == 3) {
+                /* NanoDet's stem pool away from the borders: the nine taps of four channels, unrolled */
+                const int8_t *r0 = first + (int32_t)x0 * ps, *r1 = second + (int32_t)x0 * ps;
+                const int8_t *r2 = third + (int32_t)x0 * ps;
+                const int ps2 = 2 * ps;
+                for (int c = 0; c < c_n; c += 4) {
+                    uint32_t m = nd_max_s8x4(nd_ld32(r0 + c), nd_ld32(r0 + c + ps));
+                    m = nd_max_s8x4(m, nd_ld32(r0 + c + ps2));
+                    m = nd_max_s8x4(m, nd_ld32(r1 + c));
+                    m = nd_max_s8x4(m, nd_ld32(r1 + c + ps));
+                    m = nd_max_s8x4(m, nd_ld32(r1 + c + ps2));
+                    m = nd_max_s8x4(m, nd_ld32(r2 + c));
+                    m = nd_max_s8x4(m, nd_ld32(r2 + c + ps));
+                    m = nd_max_s8x4(m, nd_ld32(r2 + c + ps2));
+                    memcpy(o + c, &m, 4);
+                }
+                continue;
+            }
+            for (int c = 0; c < c_n; c += 4) {
+                uint32_t m = any_pad && q->pad_mode == 1 ? pad4 : 0x80808080u;
+                const int8_t *row = first;
+                for (int ky = ky0; ky < ky1; ++ky, row = nd_next_row(row, row_bytes, in, ring_end)) {
+                    for (int kx = kx0; kx < kx1; ++kx) {
+                        m = nd_max_s8x4(m, nd_ld32(row + (int32_t)(x0 + kx) * ps + c));
+                    }
+                }
+                if (!clamp) { /* the usual case: no fused activation range */
+                    memcpy(o + c, &m, 4);
+                    continue;
+                }
+                for (int i = 0; i < 4; ++i) {
+                    int32_t v = (int8_t)((m >> (8 * i)) & 0xFFu);
+                    v = v < q->act_min ? q->act_min : v;
+                    v = v > q->act_max ? q->act_max : v;
+                    o[c + i] = (int8_t)v;
+                }
+            }
+        }
+    }
+}
+
+/* ADD over dense maps (generator: shift in [-22, -1]): the output multiplier is positive, so the sum's high multiply
+ * is one SMMULR of the doubled sum (|sum| < 2^30), and the output offset folds into the rounding term as in
+ * nd_requant_o. */
+ND_HOT void nd_add_smmulr_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out)
+{
+    const int e = -p->shift;
+    const int32_t n = (int32_t)p->out.h * p->out.w * p->out.c;
+    const int32_t *t1 = p->t1 + 128, *t2 = p->t2 + 128;
+    const int32_t mult = p->mult, lo = p->act_min, hi = p->act_max;
+    const int32_t rnd = ((int32_t)1 << (e - 1)) + (int32_t)((uint32_t)p->out_offset << e);
+    if (lo == -128 && hi == 127) {
+        for (int32_t i = 0; i < n; ++i) {
+            const int32_t h = nd_smmulr((t1[a[i]] + t2[b[i]]) * 2, mult);
+            out[i] = (int8_t)nd_sat8((h + (h >> 31) + rnd) >> e);
+        }
+        return;
+    }
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t h = nd_smmulr((t1[a[i]] + t2[b[i]]) * 2, mult);
+        int32_t v = (h + (h >> 31) + rnd) >> e;
+        v = v < lo ? lo : v;
+        v = v > hi ? hi : v;
+        out[i] = (int8_t)v;
+    }
+}
+
+/* The channel shuffle's transpose: over the last two axes, d[2i] = s[i] and d[2i+1] = s[i + src_strides[-1]] for i <
+ * dims[-2] (a multiple of 4), a word of each run at a time: the byte interleave is masks and shifts (four bytes of each
+ * give the words a0 b0 a1 b1 and a2 b2 a3 b3); leading axes loop as in the reference. */
+static void nd_interleave2(int ndim, const int32_t *dims, const int8_t *src, const int32_t *ss, int8_t *dst,
+                           const int32_t *ds)
+{
+    if (ndim > 2) {
+        for (int32_t i = 0; i < dims[0]; ++i) {
+            nd_interleave2(ndim - 1, dims + 1, src + i * ss[0], ss + 1, dst + i * ds[0], ds + 1);
+        }
+        return;
+    }
+    const int8_t *a = src, *b = src + ss[1];
+    for (int32_t i = 0; i < dims[0]; i += 4, dst += 8) {
+        uint32_t x, y;
+        memcpy(&x, a + i, 4);
+        memcpy(&y, b + i, 4);
+        const uint32_t even = (x & 0x00FF00FFu) | ((y << 8) & 0xFF00FF00u); /* a0 b0 a2 b2 */
+        const uint32_t odd = ((x >> 8) & 0x00FF00FFu) | (y & 0xFF00FF00u);  /* a1 b1 a3 b3 */
+        const uint32_t lo = (even & 0xFFFFu) | (odd << 16), hi = (even >> 16) | (odd & 0xFFFF0000u);
+        memcpy(dst, &lo, 4);
+        memcpy(dst + 4, &hi, 4);
+    }
+}
+
+void nd_copy_interleave2_s8(const nd_copy_params_t *p, const int8_t *src, int8_t *dst)
+{
+    nd_interleave2(p->ndim, p->dims, src, p->src_strides, dst, p->dst_strides);
+}
+
+#else
+typedef int nd_kernels_eltwise_reference_only; /* ISO C wants a declaration in every translation unit */
+#endif

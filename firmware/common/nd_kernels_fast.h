@@ -1,0 +1,149 @@
+/* What the fast kernels share (nd_kernels_conv.c, nd_kernels_dwconv.c, nd_kernels_eltwise.c), and their entry points
+ * for the dispatch in nd_kernels.c.  Not part of the kernel API: the generated code calls nd_kernels.h only.
+ *
+ * On a core with the DSP extension (Cortex-M7: __ARM_FEATURE_DSP) the SIMD steps are ACLE intrinsics or single
+ * instructions (SXTB16, SMLAD, SMLABB/SMLATT, SMMULR, SSUB8/SEL); elsewhere the same steps are portable C, so host
+ * tests exercise the exact blocking and arithmetic that runs on the device. */
+#ifndef ND_KERNELS_FAST_H
+#define ND_KERNELS_FAST_H
+
+#include "nd_kernels.h"
+
+#include <string.h>
+
+#if !ND_KERNELS_REFERENCE_ONLY
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define nd_sxtb16(x) __sxtb16(x)
+static inline uint32_t nd_sxtb16_ror8(uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x)); /* GCC 12 does not fold the rotate into SXTB16 */
+    return r;
+}
+#define nd_smlad(a, b, acc) ((int32_t)__smlad((a), (b), (acc)))
+#define nd_smlabb(a, b, acc) ((int32_t)__smlabb((a), (b), (acc)))
+#define nd_smlatt(a, b, acc) ((int32_t)__smlatt((a), (b), (acc)))
+static inline int32_t nd_smmulr(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b)); /* ACLE has no intrinsic for it */
+    return r;
+}
+static inline uint32_t nd_max_s8x4(uint32_t a, uint32_t b)
+{
+    (void)__ssub8(a, b); /* sets the GE flag of every lane where a >= b */
+    return __sel(a, b);
+}
+#else
+static inline uint32_t nd_sxtb16(uint32_t x)
+{
+    const uint32_t lo = (uint16_t)(int16_t)(int8_t)(x & 0xFFu);
+    const uint32_t hi = (uint16_t)(int16_t)(int8_t)((x >> 16) & 0xFFu);
+    return lo | (hi << 16);
+}
+static inline uint32_t nd_sxtb16_ror8(uint32_t x)
+{
+    return nd_sxtb16((x >> 8) | (x << 24));
+}
+static inline int32_t nd_smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+    /* wraps like the instruction; the products themselves cannot overflow */
+    return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(a & 0xFFFFu) * (int16_t)(b & 0xFFFFu)) +
+                     (uint32_t)((int32_t)(int16_t)(a >> 16) * (int16_t)(b >> 16)));
+}
+static inline int32_t nd_smlabb(uint32_t a, uint32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(a & 0xFFFFu) * (int16_t)(b & 0xFFFFu)));
+}
+static inline int32_t nd_smlatt(uint32_t a, uint32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(a >> 16) * (int16_t)(b >> 16)));
+}
+static inline int32_t nd_smmulr(int32_t a, int32_t b)
+{
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+}
+static inline uint32_t nd_max_s8x4(uint32_t a, uint32_t b)
+{
+    uint32_t r = 0;
+    for (int i = 0; i < 32; i += 8) {
+        const int8_t x = (int8_t)((a >> i) & 0xFFu), y = (int8_t)((b >> i) & 0xFFu);
+        r |= (uint32_t)(uint8_t)(x > y ? x : y) << i;
+    }
+    return r;
+}
+#endif
+
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+#define nd_sat8(v) __ssat((v), 8)
+#else
+static inline int32_t nd_sat8(int32_t v)
+{
+    return v < -128 ? -128 : v > 127 ? 127 : v;
+}
+#endif
+
+/* The hot loops are short and their trip counts small multiples of 4: let GCC unroll them whatever -O level the
+ * project builds with. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define ND_HOT __attribute__((optimize("O3", "unroll-loops")))
+#else
+#define ND_HOT
+#endif
+
+static inline uint32_t nd_ld32(const int8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4); /* one LDR on Cortex-M7, which allows unaligned word loads */
+    return v;
+}
+
+/* Two words from p, then p += 2 words: one post-indexed LDRD on Cortex-M7 (GCC does not pair these loads itself). */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__)
+#define ND_LD2_POST(a, b, p) __asm__("ldrd %0, %1, [%2], #8" : "=&r"(a), "=&r"(b), "+r"(p) : : "memory")
+#else
+#define ND_LD2_POST(a, b, p) (memcpy(&(a), (p), 4), memcpy(&(b), (p) + 1, 4), (p) += 2)
+#endif
+
+/* The requantisation of nd_rq_t: SMMULR(2 acc, m) = (2 acc m + 2^31) >> 32 equals (acc m + 2^30) >> 31, the high
+ * multiply (m >= 0 cannot saturate); adding (h >> 31) = -(h < 0) and round + (out_offset << rsh) before the shift is
+ * RoundingDivideByPOT plus the output offset (the generator has bounded every term so that nothing overflows). */
+static inline int32_t nd_requant_o(int32_t acc2, const nd_rq_t *q)
+{
+    const int32_t h = nd_smmulr(acc2, q->mult);
+    return nd_sat8((h + (h >> 31) + q->round) >> q->rsh);
+}
+
+/* Four requantised outputs to int8: through the fused table when the op has one. */
+static inline void nd_store4(int8_t *o, const int8_t *lut, int32_t v0, int32_t v1, int32_t v2, int32_t v3)
+{
+    if (lut != NULL) {
+        o[0] = lut[v0 + 128];
+        o[1] = lut[v1 + 128];
+        o[2] = lut[v2 + 128];
+        o[3] = lut[v3 + 128];
+    } else {
+        o[0] = (int8_t)v0;
+        o[1] = (int8_t)v1;
+        o[2] = (int8_t)v2;
+        o[3] = (int8_t)v3;
+    }
+}
+
+/* nd_kernels_conv.c */
+void nd_conv2d_rows_smlad_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, int oy0, int oy1, int ring_rows,
+                             void *scratch);
+int32_t nd_conv2d_smlad_buffer_size(const nd_conv_params_t *p);
+/* nd_kernels_dwconv.c */
+void nd_dwconv3x3_smla_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, void *scratch);
+int32_t nd_dwconv3x3_smla_buffer_size(const nd_conv_params_t *p);
+/* nd_kernels_eltwise.c */
+void nd_maxpool_rows_s8x4(const nd_pool_params_t *p, const int8_t *in, int ring_rows, int py0, int py1, int8_t *out);
+void nd_add_smmulr_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
+void nd_copy_interleave2_s8(const nd_copy_params_t *p, const int8_t *src, int8_t *dst);
+
+#endif /* !ND_KERNELS_REFERENCE_ONLY */
+
+#endif /* ND_KERNELS_FAST_H */

@@ -1,0 +1,223 @@
+"""firmware/common/nd_kernels.h seen from Python: the params structs as typed dataclasses, the kernel ids, and the
+scratch each kernel needs (twins of the C `*_get_buffer_size` functions, which the generated nd_model_check()
+compares with this plan).
+
+Lowering fills these dataclasses with numbers and `Const` arrays; `initializer()` renders any of them as a C
+designated initializer, once, in one place (a field left None is omitted, i.e. zero / NULL in C).  A Python field
+named `in_` is the C field `in`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+
+class CName(str):
+    """A C identifier rendered as is (enum constants)."""
+
+
+# nd_kernel_t: which implementation runs an op (nd_kernels.h)
+REF = CName("ND_KERNEL_REF")
+CONV_SMLAD = CName("ND_KERNEL_CONV_SMLAD")
+DWCONV3X3_SMLA = CName("ND_KERNEL_DWCONV3X3_SMLA")
+MAXPOOL_S8X4 = CName("ND_KERNEL_MAXPOOL_S8X4")
+ADD_SMMULR = CName("ND_KERNEL_ADD_SMMULR")
+COPY_INTERLEAVE2 = CName("ND_KERNEL_COPY_INTERLEAVE2")
+
+COPY_MAX_DIMS = 6  # ND_COPY_MAX_DIMS
+
+
+@dataclass(frozen=True, eq=False)
+class Const:
+    """A constant array in flash: `static const <ctype> <name>[]`; 2-D data of a struct type renders row by row."""
+    ctype: str
+    name: str
+    data: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+
+class CStruct:
+    """Base of the dataclasses that mirror a C struct (c_type names it)."""
+    c_type: ClassVar[str]
+
+
+@dataclass(frozen=True)
+class FMap(CStruct):
+    c_type = "nd_fmap_t"
+    h: int
+    w: int
+    c: int
+    pstride: int
+
+    @classmethod
+    def of(cls, shape: tuple[int, ...], pstride: int | None = None) -> FMap:
+        """A dense NHWC map of `shape`; any other rank is one row of pixels over the last axis."""
+        if len(shape) == 4:
+            h, w, c = shape[1], shape[2], shape[3]
+        else:
+            c = shape[-1] if shape else 1
+            h, w = 1, int(np.prod(shape)) // max(c, 1)
+        return cls(int(h), int(w), int(c), int(pstride or c))
+
+
+@dataclass(frozen=True)
+class Conv(CStruct):
+    c_type = "nd_conv_params_t"
+    in_: FMap
+    out: FMap
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    pad_t: int
+    pad_l: int
+    depth_multiplier: int
+    in_offset: int
+    out_offset: int
+    act_min: int
+    act_max: int
+    lut: Const | None
+    kernel: CName = REF
+    weights: Const | None = None
+    bias: Const | None = None
+    mult: Const | None = None
+    shift: Const | None = None
+    bias2: Const | None = None
+    rqo: Const | None = None
+    wx: Const | None = None
+    k4: int | None = None
+    wdw: Const | None = None
+
+
+@dataclass(frozen=True)
+class Pool(CStruct):
+    c_type = "nd_pool_params_t"
+    in_: FMap
+    out: FMap
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    pad_t: int
+    pad_l: int
+    pad_mode: int
+    pad_value: int
+    act_min: int
+    act_max: int
+    kernel: CName = REF
+
+
+@dataclass(frozen=True)
+class ConvPool(CStruct):
+    c_type = "nd_conv_pool_params_t"
+    conv: Conv
+    pool: Pool
+
+
+@dataclass(frozen=True)
+class Add(CStruct):
+    c_type = "nd_add_params_t"
+    a: FMap
+    b: FMap
+    out: FMap
+    t1: Const
+    t2: Const
+    mult: int
+    shift: int
+    out_offset: int
+    act_min: int
+    act_max: int
+    kernel: CName = REF
+
+
+@dataclass(frozen=True)
+class Resize(CStruct):
+    c_type = "nd_resize_params_t"
+    in_: FMap
+    out: FMap
+    align_corners: int
+    half_pixel_centers: int
+
+
+@dataclass(frozen=True)
+class Lut(CStruct):
+    c_type = "nd_lut_params_t"
+    in_: FMap
+    out: FMap
+    lut: Const
+
+
+@dataclass(frozen=True)
+class Copy(CStruct):
+    c_type = "nd_copy_params_t"
+    ndim: int
+    dims: tuple[int, ...]
+    src_strides: tuple[int, ...]
+    dst_strides: tuple[int, ...]
+    kernel: CName = REF
+
+
+# --- scratch: the twins of nd_<op>_get_buffer_size -----------------------------------------------------------------
+
+def _conv_direct(p: Conv) -> bool:
+    return p.kh == 1 and p.kw == 1 and p.pad_t == 0 and p.pad_l == 0 and p.k4 == p.in_.c
+
+
+def conv_scratch(p: Conv) -> int:
+    """nd_conv2d_s8_get_buffer_size (and nd_dwconv_s8_get_buffer_size)."""
+    if p.kernel == CONV_SMLAD:
+        return 2 * p.k4 + (0 if _conv_direct(p) else p.k4)
+    if p.kernel == DWCONV3X3_SMLA:
+        return 9 * p.out.c
+    return 0
+
+
+def conv_pool_scratch(p: ConvPool) -> int:
+    """nd_conv_pool_s8_get_buffer_size: the ring of pool.kh conv rows (word aligned), then the conv's scratch."""
+    ring = (p.pool.kh * p.conv.out.w * p.conv.out.pstride + 3) // 4 * 4
+    return ring + conv_scratch(p.conv)
+
+
+# --- rendering -----------------------------------------------------------------------------------------------------
+
+def c_field(name: str) -> str:
+    return name.rstrip("_")
+
+
+def initializer(value) -> str:
+    """A C initializer for a CStruct, a tuple (inline array), a Const (its name), a CName or a number."""
+    if isinstance(value, CStruct):
+        parts = []
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name)
+            if v is not None:
+                parts.append(f".{c_field(f.name)} = {initializer(v)}")
+        return "{" + ", ".join(parts) + "}"
+    if isinstance(value, tuple):
+        return "{" + ", ".join(initializer(v) for v in value) + "}"
+    if isinstance(value, Const):
+        return value.name
+    if isinstance(value, CName):
+        return str(value)
+    if isinstance(value, bool | int | np.integer):
+        return str(int(value))
+    raise TypeError(f"no C initializer for {type(value).__name__}")
+
+
+def consts_of(value) -> list[Const]:
+    """Every Const a params value refers to (depth first, in field order)."""
+    if isinstance(value, Const):
+        return [value]
+    if isinstance(value, CStruct):
+        return [c for f in dataclasses.fields(value) for c in consts_of(getattr(value, f.name))]
+    if isinstance(value, tuple):
+        return [c for v in value for c in consts_of(v)]
+    return []

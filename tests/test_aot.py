@@ -184,7 +184,7 @@ def test_emitted_c_cross_compiles_for_cortex_m7(nxp_emitted, tmp_path, profile, 
     _, out, _ = nxp_emitted
     flags = [*cortex_m7_flags(), "-std=c99", "-Wall", "-Wextra", "-Werror", *BUILDS[build], f"-I{out}",
              f"-I{KERNELS_DIR}"] + (["-DND_PROFILE"] if profile else [])
-    for src in [out / "nd_model.c", *kernel_sources()]:
+    for src in [out / "nd_model.c", *kernel_sources(arm=True)]:
         subprocess.run([cc, *flags, "-c", str(src), "-o", str(tmp_path / (src.stem + ".o"))], check=True,
                        capture_output=True, text=True)
 
@@ -193,3 +193,102 @@ def test_arena_is_far_below_tflm(nxp_emitted):
     info, _, result = nxp_emitted
     assert result.arena_bytes < model_info.tflm_arena_bytes(info.data)
     assert result.arena_bytes % 16 == 0
+
+
+# --- the same gates on the emulated Cortex-M7 (the Cortex-M7 assembly kernels run only there) -------------------
+
+_M7_MAIN = r"""
+#include <stdio.h>
+#include <string.h>
+#include "nd_board.h"
+#include "nd_model.h"
+#include "m7_inputs.h"
+
+static uint8_t arena[ND_MODEL_ARENA_BYTES] __attribute__((aligned(16)));
+
+int main(void)
+{
+    char line[64];
+    nd_board_init();
+    if (nd_model_check() >= 0) {
+        return 3;
+    }
+    for (int t = 0; t < M7_TRIALS; ++t) {
+        for (int k = 0; k < ND_MODEL_NUM_INPUTS; ++k) {
+            memcpy(nd_model_input_at(arena, k), m7_inputs[t][k], m7_input_bytes[k]);
+        }
+        if (nd_model_run(arena) != 0) {
+            return 4;
+        }
+        for (int k = 0; k < ND_MODEL_NUM_OUTPUTS; ++k) {
+            uint32_t h = 2166136261u;
+            const int8_t *o = nd_model_output_at(arena, k);
+            for (uint32_t i = 0; i < m7_output_bytes[k]; ++i) {
+                h = (h ^ (uint8_t)o[i]) * 16777619u;
+            }
+            snprintf(line, sizeof line, "OUT %d %d %08lx\n", t, k, (unsigned long)h);
+            nd_board_uart_write((const uint8_t *)line, strlen(line));
+        }
+    }
+    return 0;
+}
+"""
+
+
+def _fnv1a(data: bytes) -> int:
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def _m7_inputs_header(info, trials) -> str:
+    def sizes(tensors) -> str:
+        return ", ".join(str(int(np.prod(t.shape))) for t in tensors)
+
+    lines = ["#include <stdint.h>", f"#define M7_TRIALS {len(trials)}",
+             f"static const uint32_t m7_input_bytes[] = {{{sizes(info.inputs)}}};",
+             f"static const uint32_t m7_output_bytes[] = {{{sizes(info.outputs)}}};"]
+    names = []
+    for t, xs in enumerate(trials):
+        row = []
+        for k, x in enumerate(xs):
+            lines.append(f"static const int8_t m7_in_{t}_{k}[] = {{{', '.join(str(int(v)) for v in x.reshape(-1))}}};")
+            row.append(f"m7_in_{t}_{k}")
+        names.append("{" + ", ".join(row) + "}")
+    lines.append(f"static const int8_t *const m7_inputs[][{len(info.inputs)}] = {{{', '.join(names)}}};")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("build", BUILDS)
+def test_kernels_on_cortex_m7_match_tflm(build, tmp_path_factory):
+    """Every single-op model built for the Cortex-M7 (mps2-an500, the same flags as the firmware) and run on QEMU:
+    outputs byte-identical with tflite-micro on the host."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    from nanodet_mcu.codegen.aot import qemu
+
+    if qemu.tools() is None:
+        pytest.skip("arm-none-eabi-gcc and qemu-system-arm are needed (.ci/run installs them)")
+    objects = tmp_path_factory.mktemp(f"m7_objs_{build}")
+    failures = []
+    for case in KERNEL_CASES:
+        info = model_info.load(aot_models.build(case))
+        out = tmp_path_factory.mktemp(f"m7_{case}_{build}")
+        emit_any(info, out)
+        rng = np.random.default_rng(zlib.crc32(case.encode()))
+        trials = [[rng.integers(-128, 128, t.shape).astype(np.int8) for t in info.inputs] for _ in range(3)]
+        trials += [[np.full(t.shape, v, np.int8) for t in info.inputs] for v in (-128, 127)]
+        (out / "m7_inputs.h").write_text(_m7_inputs_header(info, trials))
+        (out / "m7_main.c").write_text(_M7_MAIN)
+        elf = qemu.build_elf(out, [out / "m7_main.c"], out / "m7.elf", reference_only=build == "reference",
+                             objects_dir=objects)
+        lines = [line.split()[1:] for line in qemu.run_elf(elf, timeout=120).splitlines() if line.startswith("OUT ")]
+        got = {(int(t), int(k)): int(h, 16) for t, k, h in lines}
+        interp = runtime.Interpreter.from_bytes(info.data)
+        for t, xs in enumerate(trials):
+            for k, want in enumerate(_tflm_outputs(interp, xs, len(info.outputs))):
+                if got.get((t, k)) != _fnv1a(want.astype(np.int8).tobytes()):
+                    failures.append(f"{case} trial {t} output {k}")
+    assert not failures, "differ from tflite-micro on the Cortex-M7: " + ", ".join(failures)

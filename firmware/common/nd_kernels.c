@@ -12,8 +12,8 @@ static void nd_conv2d_rows(const nd_conv_params_t *p, const int8_t *in, int8_t *
                            void *scratch)
 {
 #if !ND_KERNELS_REFERENCE_ONLY
-    if (p->kernel == ND_KERNEL_CONV_SMLAD) {
-        nd_conv2d_rows_smlad_s8(p, in, out, oy0, oy1, ring_rows, scratch);
+    if (p->kernel == ND_KERNEL_CONV_3X2) {
+        nd_conv2d_rows_3x2_s8(p, in, out, oy0, oy1, ring_rows, scratch);
         return;
     }
 #endif
@@ -32,8 +32,8 @@ int32_t nd_conv2d_s8_get_buffer_size(const nd_conv_params_t *p)
         case ND_KERNEL_REF:
             return 0;
 #if !ND_KERNELS_REFERENCE_ONLY
-        case ND_KERNEL_CONV_SMLAD:
-            return nd_conv2d_smlad_buffer_size(p);
+        case ND_KERNEL_CONV_3X2:
+            return nd_conv2d_3x2_buffer_size(p);
 #endif
         default:
             return ND_NOT_IN_THIS_BUILD;

@@ -3,7 +3,8 @@
  * Organised like TFLM's kernels/ and kernels/cmsis_nn/, with CMSIS-NN's flat API:
  *   nd_kernels_ref.c      the reference: tflite-micro's integer semantics in plain loops, every op.  It defines what
  *                         "correct" means; every other kernel must give the same bytes.
- *   nd_kernels_conv.c     fast CONV_2D (SMLAD over generator-packed int16 weights)
+ *   nd_kernels_conv.c     fast CONV_2D: three output pixels x two channels per step over generator-packed weights;
+ *                         its inner loops in nd_kernels_conv_m7.S on Cortex-M7, in portable C elsewhere
  *   nd_kernels_dwconv.c   fast 3x3 DEPTHWISE_CONV_2D (four channels per step)
  *   nd_kernels_eltwise.c  fast MAX_POOL_2D, ADD and the channel-shuffle copy
  *   nd_kernels.c          the one dispatch (params.kernel -> implementation) and the scratch-size functions
@@ -57,17 +58,18 @@ int32_t nd_mbqm(int32_t x, int32_t multiplier, int shift); /* MultiplyByQuantize
 /* Which implementation runs an op: chosen by the generator, which packs that kernel's constants. */
 typedef enum {
     ND_KERNEL_REF = 0,          /* nd_kernels_ref.c: any params of the op */
-    ND_KERNEL_CONV_SMLAD,       /* CONV_2D: pixel patch extended once, SMLAD against pre-extended weights */
+    ND_KERNEL_CONV_3X2,         /* CONV_2D: three pixels x two channels per step, SMLAD over a packed stream */
     ND_KERNEL_DWCONV3X3_SMLA,   /* DEPTHWISE_CONV_2D 3x3: four channels per step, SMLABB/SMLATT */
     ND_KERNEL_MAXPOOL_S8X4,     /* MAX_POOL_2D: four channels per word (byte-lane max) */
     ND_KERNEL_ADD_SMMULR,       /* ADD over dense maps: one rounding multiply per element */
     ND_KERNEL_COPY_INTERLEAVE2, /* copy that interleaves two channel runs (the channel shuffle's transpose) */
 } nd_kernel_t;
 
-/* A feature map view: c elements per pixel are used, pixels pstride elements apart, rows w * pstride apart. */
+/* A feature map view: c elements per pixel are used, pixels pstride elements apart, rows w * pstride apart, channels
+ * cstride apart (1, except for a conv output written straight into a channel-shuffled buffer). */
 typedef struct {
     int32_t h, w, c;
-    int32_t pstride;
+    int32_t pstride, cstride;
 } nd_fmap_t;
 
 /* Per-channel requantisation of a doubled accumulator, proven exact for the layer by the generator: with
@@ -95,12 +97,12 @@ typedef struct {
     const int8_t *shift;   /* per output channel */
     /* fast kernels: the input offset folded into bias2 = 2 * (bias + in_offset * sum(w)), so padded taps read the
      * zero point, which then contributes (zp + in_offset) * w = 0, exactly as TFLM skipping them */
-    const int32_t *bias2;
-    const nd_rq_t *rqo;
-    const int16_t *wx; /* ND_KERNEL_CONV_SMLAD: 2w, K = kh*kw*in_c zero-padded to k4; per 4 taps the halfword pairs
-                        * (w0,w2),(w1,w3) (SXTB16 order), blocks of 4 output channels interleaved */
+    const int32_t *wq; /* ND_KERNEL_CONV_3X2: the packed stream, per block of 2 output channels (see
+                        * nd_kernels_fast.h); K = kh*kw*in_c zero-padded to k4 */
     int32_t k4;
-    const int16_t *wdw; /* ND_KERNEL_DWCONV3X3_SMLA: per block of 4 channels and per tap, (2w0,2w2,2w1,2w3) */
+    const int32_t *bias2; /* ND_KERNEL_DWCONV3X3_SMLA */
+    const nd_rq_t *rqo;
+    const int16_t *wdw; /* per block of 4 channels and per tap, (2w0,2w2,2w1,2w3) */
 } nd_conv_params_t;
 
 void nd_conv2d_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, void *scratch);

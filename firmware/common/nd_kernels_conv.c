@@ -1,10 +1,25 @@
-/* Fast CONV_2D (ND_KERNEL_CONV_SMLAD): per output pixel, its K = kh*kw*in_c inputs (the pixel itself for an unpadded
- * 1x1 conv, else a patch gathered with the zero point standing in for padding) are sign-extended once into halfword
- * pairs; the inner loop is then doubleword loads and SMLADs against the generator's pre-extended, interleaved weights,
- * four output channels at a time.  Same bytes as nd_conv2d_rows_ref_s8. */
+/* Fast CONV_2D (ND_KERNEL_CONV_3X2): output pixels go three at a time through the microkernel nd_conv3x2_run (see
+ * nd_kernels_fast.h): an unpadded 1x1 conv reads its pixels in place, any other conv builds their K input bytes (kh
+ * rows of kw * in_c, the zero point standing in for padding, zeros up to k4) in scratch first.  Same bytes as
+ * nd_conv2d_rows_ref_s8. */
 #include "nd_kernels_fast.h"
 
 #if !ND_KERNELS_REFERENCE_ONLY
+
+/* im2col patches built per microkernel call (triples) */
+#define ND_CONV3X2_PATCH_TRIPLES 8
+
+/* An unpadded 1x1 conv over channels that fill whole words reads its K inputs in place. */
+static int nd_conv_direct(const nd_conv_params_t *p)
+{
+    return p->kh == 1 && p->kw == 1 && p->pad_t == 0 && p->pad_l == 0 && p->k4 == p->in.c;
+}
+
+/* scratch: the extended triple (3 * k4 halfwords), then the patches unless the conv reads its input in place */
+int32_t nd_conv2d_3x2_buffer_size(const nd_conv_params_t *p)
+{
+    return 6 * p->k4 + (nd_conv_direct(p) ? 0 : 3 * ND_CONV3X2_PATCH_TRIPLES * p->k4);
+}
 
 /* the copies here are a few bytes: GCC's memcpy/memset idiom calls would cost more than the copies */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -13,33 +28,18 @@
 #define ND_NO_LIBCALLS
 #endif
 
-/* An unpadded 1x1 conv over channels that fill whole words reads its K inputs in place. */
-static int nd_conv_direct(const nd_conv_params_t *p)
-{
-    return p->kh == 1 && p->kw == 1 && p->pad_t == 0 && p->pad_l == 0 && p->k4 == p->in.c;
-}
-
-/* scratch: the extended pixel (k4 halfwords) and, unless the conv reads its input in place, the k4-byte patch */
-int32_t nd_conv2d_smlad_buffer_size(const nd_conv_params_t *p)
-{
-    return 2 * p->k4 + (nd_conv_direct(p) ? 0 : p->k4);
-}
-
-/* The K input values of output pixel (oy, ox), contiguous: in place for a direct conv, else gathered into buf. */
-ND_NO_LIBCALLS static const int8_t *nd_patch(const nd_conv_params_t *p, const int8_t *in, int oy, int ox, int8_t *buf)
+/* The k4 input bytes of output pixel (oy, ox) into d: kh rows of kw * in_c, the zero point for taps outside the map. */
+ND_NO_LIBCALLS static void nd_patch(const nd_conv_params_t *p, const int8_t *in, int oy, int ox, int8_t *d)
 {
     const int in_c = p->in.c;
-    if (buf == NULL) {
-        return in + ((int32_t)(oy * p->sh) * p->in.w + ox * p->sw) * p->in.pstride;
-    }
     const int8_t zp = (int8_t)(-p->in_offset);
-    int8_t *d = buf;
     const int iy0 = oy * p->sh - p->pad_t, ix0 = ox * p->sw - p->pad_l;
+    int8_t *const end = d + p->k4;
     if (p->in.pstride == in_c && p->dw == 1 && ix0 >= 0 && ix0 + p->kw <= p->in.w && iy0 >= 0 &&
         iy0 + (p->kh - 1) * p->dh < p->in.h) {
-        /* interior pixel of a dense map: each kernel row is kw*in_c contiguous bytes, copied a word at a time */
+        /* interior pixel of a dense map: each kernel row is kw * in_c contiguous bytes, copied a word at a time */
         const int n = p->kw * in_c;
-        for (int ky = 0; ky < p->kh; ++ky) {
+        for (int ky = 0; ky < p->kh; ++ky, d += n) {
             const int8_t *s = in + ((int32_t)(iy0 + ky * p->dh) * p->in.w + ix0) * in_c;
             int i = 0;
             for (; i + 4 <= n; i += 4) {
@@ -49,94 +49,138 @@ ND_NO_LIBCALLS static const int8_t *nd_patch(const nd_conv_params_t *p, const in
             for (; i < n; ++i) {
                 d[i] = s[i];
             }
-            d += n;
         }
-        while (d < buf + p->k4) {
-            *d++ = 0;
-        }
-        return buf;
-    }
-    for (int ky = 0; ky < p->kh; ++ky) {
-        const int iy = iy0 + ky * p->dh;
-        for (int kx = 0; kx < p->kw; ++kx) {
-            const int ix = ix0 + kx * p->dw;
-            if (iy < 0 || iy >= p->in.h || ix < 0 || ix >= p->in.w) {
-                for (int c = 0; c < in_c; ++c) {
-                    *d++ = zp;
+    } else {
+        for (int ky = 0; ky < p->kh; ++ky) {
+            const int iy = iy0 + ky * p->dh;
+            for (int kx = 0; kx < p->kw; ++kx, d += in_c) {
+                const int ix = ix0 + kx * p->dw;
+                if (iy < 0 || iy >= p->in.h || ix < 0 || ix >= p->in.w) {
+                    for (int c = 0; c < in_c; ++c) {
+                        d[c] = zp;
+                    }
+                    continue;
                 }
-            } else {
                 const int8_t *s = in + ((int32_t)iy * p->in.w + ix) * p->in.pstride;
                 for (int c = 0; c < in_c; ++c) { /* a few bytes: a loop beats a memcpy call */
-                    *d++ = s[c];
+                    d[c] = s[c];
                 }
             }
         }
     }
-    while (d < buf + p->k4) {
+    while (d < end) {
         *d++ = 0;
     }
-    return buf;
 }
 
-/* Four output channels' dot products with the extended pixel xe[0, xend): accumulators a0..a3 start at the bias. */
-#define ND_CONV_BLOCK(xe, xend, w, b, a0, a1, a2, a3)                                                                  \
-    do {                                                                                                               \
-        a0 = (b)[0], a1 = (b)[1], a2 = (b)[2], a3 = (b)[3];                                                            \
-        for (const uint32_t *xp = (xe); xp < (xend);) {                                                                \
-            uint32_t v02, v13, wa, wb;                                                                                 \
-            ND_LD2_POST(v02, v13, xp);                                                                                 \
-            ND_LD2_POST(wa, wb, w);                                                                                    \
-            a0 = nd_smlad(v02, wa, a0);                                                                                \
-            a0 = nd_smlad(v13, wb, a0);                                                                                \
-            ND_LD2_POST(wa, wb, w);                                                                                    \
-            a1 = nd_smlad(v02, wa, a1);                                                                                \
-            a1 = nd_smlad(v13, wb, a1);                                                                                \
-            ND_LD2_POST(wa, wb, w);                                                                                    \
-            a2 = nd_smlad(v02, wa, a2);                                                                                \
-            a2 = nd_smlad(v13, wb, a2);                                                                                \
-            ND_LD2_POST(wa, wb, w);                                                                                    \
-            a3 = nd_smlad(v02, wa, a3);                                                                                \
-            a3 = nd_smlad(v13, wb, a3);                                                                                \
-        }                                                                                                              \
-    } while (0)
-
-/* Every output channel of one pixel; every constant passed in, so the loop reloads nothing through p. */
-ND_HOT static void nd_conv_pixel_o(const uint32_t *xe, const uint32_t *xend, const uint32_t *w, const int32_t *b2,
-                                   const nd_rq_t *q, const int8_t *lut, int8_t *o, const int8_t *o_end)
+/* n pixels, x_step input and o_step output bytes apart: the whole triples in one run, then each pixel left over as a
+ * triple of itself (steps 0: it is computed three times and written three times to the same place). */
+static void nd_conv3x2_pixels(nd_conv3x2_args_t *a, const int8_t *x, int32_t x_step, int8_t *o, int32_t o_step,
+                              int32_t n)
 {
-    for (; o < o_end; o += 4, b2 += 4, q += 4) {
-        int32_t a0, a1, a2, a3;
-        ND_CONV_BLOCK(xe, xend, w, b2, a0, a1, a2, a3);
-        const int32_t v0 = nd_requant_o(a0, &q[0]), v1 = nd_requant_o(a1, &q[1]);
-        const int32_t v2 = nd_requant_o(a2, &q[2]), v3 = nd_requant_o(a3, &q[3]);
-        nd_store4(o, lut, v0, v1, v2, v3);
+    a->x = x;
+    a->x_step = x_step;
+    a->o = o;
+    a->o_step = o_step;
+    a->n = n / 3;
+    if (a->n > 0) {
+        nd_conv3x2_run(a);
+    }
+    for (int32_t j = n - n % 3; j < n; ++j) {
+        a->x = x + j * x_step;
+        a->x_step = 0;
+        a->o = o + j * o_step;
+        a->o_step = 0;
+        a->n = 1;
+        nd_conv3x2_run(a);
     }
 }
 
-/* The pixel's K inputs extended into halfword pairs (even and odd bytes of each word), then its outputs. */
-ND_HOT static void nd_conv_pixel(const nd_conv_params_t *p, const int8_t *x, uint32_t *xe, int8_t *o)
+void nd_conv2d_rows_3x2_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, int oy0, int oy1, int ring_rows,
+                           void *scratch)
 {
-    const int k4 = p->k4;
-    for (int k = 0; k < k4; k += 4) {
-        const uint32_t v = nd_ld32(x + k);
-        xe[k / 2] = nd_sxtb16(v);
-        xe[k / 2 + 1] = nd_sxtb16_ror8(v);
+    nd_conv3x2_args_t a;
+    a.xe = (uint32_t *)scratch;
+    a.w = p->wq;
+    a.w_end = p->wq + (p->out.c / 2) * ND_CONV3X2_BLOCK_WORDS(p->k4);
+    a.k4 = p->k4;
+    a.lut = (const uint8_t *)p->lut;
+    a.cstride = p->out.cstride;
+    const int32_t ips = p->in.pstride, ops = p->out.pstride, out_row = p->out.w * ops;
+    if (nd_conv_direct(p)) {
+        if (p->sh == 1 && p->sw == 1 && ring_rows == p->out.h) {
+            /* rows follow each other in both maps: one run over every pixel */
+            nd_conv3x2_pixels(&a, in + (int32_t)oy0 * p->in.w * ips, ips, out + (int32_t)oy0 * out_row, ops,
+                              (int32_t)(oy1 - oy0) * p->out.w);
+            return;
+        }
+        for (int oy = oy0; oy < oy1; ++oy) {
+            nd_conv3x2_pixels(&a, in + (int32_t)oy * p->sh * p->in.w * ips, p->sw * ips,
+                              out + (int32_t)(oy % ring_rows) * out_row, ops, p->out.w);
+        }
+        return;
     }
-    nd_conv_pixel_o(xe, xe + k4 / 2, (const uint32_t *)(const void *)p->wx, p->bias2, p->rqo, p->lut, o, o + p->out.c);
-}
-
-void nd_conv2d_rows_smlad_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, int oy0, int oy1, int ring_rows,
-                             void *scratch)
-{
-    uint32_t *xe = (uint32_t *)scratch;
-    int8_t *patch = nd_conv_direct(p) ? NULL : (int8_t *)scratch + 2 * p->k4;
+    int8_t *patches = (int8_t *)scratch + 6 * p->k4;
     for (int oy = oy0; oy < oy1; ++oy) {
-        int8_t *o = out + (int32_t)(oy % ring_rows) * p->out.w * p->out.pstride;
-        for (int ox = 0; ox < p->out.w; ++ox, o += p->out.pstride) {
-            nd_conv_pixel(p, nd_patch(p, in, oy, ox, patch), xe, o);
+        int8_t *o = out + (int32_t)(oy % ring_rows) * out_row;
+        for (int ox0 = 0; ox0 < p->out.w; ox0 += 3 * ND_CONV3X2_PATCH_TRIPLES) {
+            const int n = p->out.w - ox0 < 3 * ND_CONV3X2_PATCH_TRIPLES ? p->out.w - ox0 : 3 * ND_CONV3X2_PATCH_TRIPLES;
+            for (int j = 0; j < n; ++j) {
+                nd_patch(p, in, oy, ox0 + j, patches + j * p->k4);
+            }
+            nd_conv3x2_pixels(&a, patches, p->k4, o + (int32_t)ox0 * ops, ops, n);
         }
     }
 }
+
+#if !(defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__))
+/* The microkernel in C (nd_kernels_conv_m7.S is the Cortex-M7 one): the same arithmetic, step for step. */
+
+static inline int32_t nd_conv3x2_out(int32_t acc, const int32_t *q, const uint8_t *lut)
+{
+    /* SMMLAR(acc, mult, round) = round + ((acc * mult + 2^31) >> 32), wrapping like the instruction */
+    const int32_t h = (int32_t)(((int64_t)acc * q[0] + ((int64_t)1 << 31)) >> 32);
+    const int32_t t = (int32_t)((uint32_t)h + (uint32_t)q[1] + (uint32_t)(acc >> 31)) >> q[2];
+    if (lut != NULL) {
+        return (int8_t)lut[t < 0 ? 0 : t > 255 ? 255 : t];
+    }
+    return nd_sat8(t);
+}
+
+void nd_conv3x2_run(const nd_conv3x2_args_t *a)
+{
+    const int32_t k4 = a->k4, cs = a->cstride, xs = a->x_step, os = a->o_step;
+    for (int32_t t = 0; t < a->n; ++t) {
+        const int8_t *x = a->x + 3 * t * xs;
+        uint32_t *xe = a->xe;
+        for (int32_t k = 0; k < k4; k += 4, xe += 6) {
+            for (int j = 0; j < 3; ++j) {
+                const uint32_t v = nd_ld32(x + j * xs + k);
+                xe[j] = nd_sxtb16(v);
+                xe[3 + j] = nd_sxtb16_ror8(v);
+            }
+        }
+        int8_t *o = a->o + 3 * t * os;
+        for (const int32_t *w = a->w; w < a->w_end; o += 2 * cs) {
+            int32_t acc[6];
+            memcpy(acc, w, sizeof acc);
+            w += 6;
+            const uint32_t *xp = a->xe;
+            for (int32_t h = 0; h < k4 / 2; ++h, xp += 3, w += 2) {
+                for (int j = 0; j < 3; ++j) {
+                    acc[2 * j] = nd_smlad(xp[j], (uint32_t)w[0], acc[2 * j]);
+                    acc[2 * j + 1] = nd_smlad(xp[j], (uint32_t)w[1], acc[2 * j + 1]);
+                }
+            }
+            for (int c = 0; c < 2; ++c, w += 3) {
+                for (int j = 0; j < 3; ++j) {
+                    o[j * os + c * cs] = (int8_t)nd_conv3x2_out(acc[2 * j + c], w, a->lut);
+                }
+            }
+        }
+    }
+}
+#endif
 
 #else
 typedef int nd_kernels_conv_reference_only; /* ISO C wants a declaration in every translation unit */

@@ -133,9 +133,41 @@ static inline void nd_store4(int8_t *o, const int8_t *lut, int32_t v0, int32_t v
 }
 
 /* nd_kernels_conv.c */
-void nd_conv2d_rows_smlad_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, int oy0, int oy1, int ring_rows,
-                             void *scratch);
-int32_t nd_conv2d_smlad_buffer_size(const nd_conv_params_t *p);
+void nd_conv2d_rows_3x2_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, int oy0, int oy1, int ring_rows,
+                           void *scratch);
+int32_t nd_conv2d_3x2_buffer_size(const nd_conv_params_t *p);
+
+/* The conv microkernel: a run of n output pixel triples.  Pixel j (0 <= j < 3n) reads k4 input bytes at
+ * x + j * x_step and writes its out_c channels at o + j * o_step + c * cstride.  Per triple the inputs are
+ * sign-extended once into xe (per pair of taps, the three pixels' halfword pairs side by side); then, for every
+ * block of two output channels, six accumulators start from the bias and take one SMLAD per pixel, channel and pair
+ * of taps, and are requantised.  nd_kernels_conv_m7.S on Cortex-M7, C in nd_kernels_conv.c elsewhere.
+ *
+ * The packed stream w, per block of two output channels c, c+1 (ND_CONV3X2_BLOCK_WORDS(k4) words):
+ *   6 bias words, in accumulator order: bias2[c], bias2[c+1], three times (one per pixel);
+ *   k4 weight words: per 4 taps t..t+3, the halfword pairs (2w[c][t], 2w[c][t+2]), (2w[c+1][t], 2w[c+1][t+2]), then
+ *     (2w[c][t+1], 2w[c][t+3]), (2w[c+1][t+1], 2w[c+1][t+3]), the order SXTB16 extends input words in;
+ *   6 requantisation words: {mult, round, rsh} of c, then of c+1, where round = 2^(rsh-1) + (zp << rsh), zp the
+ *     output zero point plus 128 when the op has a table (the requantised value then indexes it directly).
+ * Requantisation: t = ((2 acc * mult + 2^31) >> 32) + round, minus 1 for a negative accumulator, then >> rsh: the
+ * high multiply as SMMLAR, and RoundingDivideByPOT's tie-break by the accumulator's sign, which is the sign of the
+ * high product for mult >= 0.  Then USAT to [0, 255] and the table, or SSAT to int8. */
+typedef struct {
+    const int8_t *x;
+    int32_t x_step;
+    int8_t *o;
+    int32_t o_step;
+    int32_t n;
+    uint32_t *xe; /* scratch: 3 * k4 halfwords, word aligned */
+    const int32_t *w, *w_end;
+    int32_t k4;
+    const uint8_t *lut; /* NULL: no table */
+    int32_t cstride;    /* 1 or 2 */
+} nd_conv3x2_args_t;
+
+#define ND_CONV3X2_BLOCK_WORDS(k4) (12 + (k4))
+
+void nd_conv3x2_run(const nd_conv3x2_args_t *a);
 /* nd_kernels_dwconv.c */
 void nd_dwconv3x3_smla_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, void *scratch);
 int32_t nd_dwconv3x3_smla_buffer_size(const nd_conv_params_t *p);

@@ -71,7 +71,7 @@ void nd_conv2d_rows_ref_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *
                         }
                     }
                 }
-                out_row[(int32_t)ox * p->out.pstride + oc] = nd_conv_store(acc, p, oc);
+                out_row[(int32_t)ox * p->out.pstride + oc * p->out.cstride] = nd_conv_store(acc, p, oc);
             }
         }
     }
@@ -102,7 +102,7 @@ void nd_dwconv_ref_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out)
                             acc += (int32_t)p->weights[(ky * p->kw + kx) * out_c + oc] * (x + p->in_offset);
                         }
                     }
-                    o[oc] = nd_conv_store(acc, p, oc);
+                    o[oc * p->out.cstride] = nd_conv_store(acc, p, oc);
                 }
             }
         }

@@ -15,8 +15,11 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 KERNELS_DIR = FIRMWARE_DIR / "common"
 
 
-def kernel_sources() -> list[Path]:
-    return sorted(KERNELS_DIR.glob("nd_kernels*.c"))
+def kernel_sources(arm: bool = False) -> list[Path]:
+    """The kernels' sources: C, plus for Arm targets the Cortex-M7 assembly (nd_kernels_*_m7.S, empty on cores
+    without the DSP extension, whose C twins then build instead)."""
+    c = sorted(KERNELS_DIR.glob("nd_kernels*.c"))
+    return c + sorted(KERNELS_DIR.glob("nd_kernels*.S")) if arm else c
 
 
 def emit_dir(info: model_info.ModelInfo, nanodet: bool) -> Path:

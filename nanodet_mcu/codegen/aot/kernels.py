@@ -21,7 +21,7 @@ class CName(str):
 
 # nd_kernel_t: which implementation runs an op (nd_kernels.h)
 REF = CName("ND_KERNEL_REF")
-CONV_SMLAD = CName("ND_KERNEL_CONV_SMLAD")
+CONV_3X2 = CName("ND_KERNEL_CONV_3X2")
 DWCONV3X3_SMLA = CName("ND_KERNEL_DWCONV3X3_SMLA")
 MAXPOOL_S8X4 = CName("ND_KERNEL_MAXPOOL_S8X4")
 ADD_SMMULR = CName("ND_KERNEL_ADD_SMMULR")
@@ -54,16 +54,18 @@ class FMap(CStruct):
     w: int
     c: int
     pstride: int
+    cstride: int = 1
 
     @classmethod
-    def of(cls, shape: tuple[int, ...], pstride: int | None = None) -> FMap:
-        """A dense NHWC map of `shape`; any other rank is one row of pixels over the last axis."""
+    def of(cls, shape: tuple[int, ...], pstride: int | None = None, cstride: int = 1) -> FMap:
+        """An NHWC map of `shape` (dense unless strides say otherwise); any other rank is one row of pixels over the
+        last axis."""
         if len(shape) == 4:
             h, w, c = shape[1], shape[2], shape[3]
         else:
             c = shape[-1] if shape else 1
             h, w = 1, int(np.prod(shape)) // max(c, 1)
-        return cls(int(h), int(w), int(c), int(pstride or c))
+        return cls(int(h), int(w), int(c), int(pstride or c), int(cstride))
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,10 @@ class Conv(CStruct):
     bias: Const | None = None
     mult: Const | None = None
     shift: Const | None = None
+    wq: Const | None = None
+    k4: int | None = None
     bias2: Const | None = None
     rqo: Const | None = None
-    wx: Const | None = None
-    k4: int | None = None
     wdw: Const | None = None
 
 
@@ -167,14 +169,17 @@ class Copy(CStruct):
 
 # --- scratch: the twins of nd_<op>_get_buffer_size -----------------------------------------------------------------
 
+CONV3X2_PATCH_TRIPLES = 8  # ND_CONV3X2_PATCH_TRIPLES (nd_kernels_conv.c)
+
+
 def _conv_direct(p: Conv) -> bool:
     return p.kh == 1 and p.kw == 1 and p.pad_t == 0 and p.pad_l == 0 and p.k4 == p.in_.c
 
 
 def conv_scratch(p: Conv) -> int:
     """nd_conv2d_s8_get_buffer_size (and nd_dwconv_s8_get_buffer_size)."""
-    if p.kernel == CONV_SMLAD:
-        return 2 * p.k4 + (0 if _conv_direct(p) else p.k4)
+    if p.kernel == CONV_3X2:
+        return 6 * p.k4 + (0 if _conv_direct(p) else 3 * CONV3X2_PATCH_TRIPLES * p.k4)
     if p.kernel == DWCONV3X3_SMLA:
         return 9 * p.out.c
     return 0

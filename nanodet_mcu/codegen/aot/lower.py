@@ -372,22 +372,30 @@ class Lowering:
                                final, tuple(y.shape), macs, scratch))
 
     def _fast_conv(self, ref: kernels.Conv, w: np.ndarray, bias, mult, shift) -> kernels.Conv | None:
-        """ND_KERNEL_CONV_SMLAD: whole blocks of 4 output channels and the doubled-accumulator requantisation proven
-        exact; weights doubled with the bias, zero-padded to k4 taps and laid out for SMLAD (nd_conv_params_t.wx)."""
+        """ND_KERNEL_CONV_3X2: an even number of output channels and the doubled-accumulator requantisation proven
+        exact; the packed stream of nd_conv3x2_run (nd_kernels_fast.h): per block of 2 channels the bias (once per
+        pixel), the doubled weights zero-padded to k4 taps as SMLAD halfword pairs, the requantisation constants."""
         out_c = ref.out.c
-        if out_c % 4:
+        if out_c % 2:
             return None
-        wk = w.reshape(out_c, -1)  # OHWI: (out_c, K)
+        wk = w.reshape(out_c, -1).astype(np.int64)  # OHWI: (out_c, K)
         k = wk.shape[1]
-        doubled = self._doubled_requant(wk, bias, ref.in_offset, ref.out_offset, mult, shift)
+        k4 = -(-k // 4) * 4
+        table = 128 if ref.lut is not None else 0  # the requantised value indexes the table directly
+        doubled = self._doubled_requant(wk, bias, ref.in_offset, ref.out_offset + table, mult, shift)
         if doubled is None:
             return None
-        k4 = -(-k // 4) * 4
-        wp = np.zeros((out_c, k4), np.int16)
-        wp[:, :k] = 2 * wk.astype(np.int16)
-        g = wp.reshape(out_c // 4, 4, k4 // 4, 4)[..., [0, 2, 1, 3]]  # (block, oc in block, group, 4)
-        wx = g.transpose(0, 2, 1, 3).reshape(-1)
-        return self._fast(ref, kernels.CONV_SMLAD, doubled, wx=self.const("int16_t", wx, "wx"), k4=k4)
+        bias2, rq = doubled
+        wp = np.zeros((out_c, k4), np.int64)
+        wp[:, :k] = 2 * wk
+        taps = wp.reshape(out_c, k4 // 4, 4)  # (channel, group, tap in group)
+        lo, hi = taps[:, :, [0, 1]], taps[:, :, [2, 3]]  # pairs (t, t+2) and (t+1, t+3)
+        words = (lo & 0xFFFF) | ((hi & 0xFFFF) << 16)  # (channel, group, half)
+        words = ((words + (1 << 31)) % (1 << 32) - (1 << 31)).reshape(out_c // 2, 2, k4 // 4, 2)
+        weights = words.transpose(0, 2, 3, 1).reshape(out_c // 2, k4)  # per block: group, half, channel
+        blocks = np.concatenate([np.tile(bias2.reshape(-1, 2), 3), weights, rq.reshape(-1, 6)], axis=1)
+        return dataclasses.replace(ref, kernel=kernels.CONV_3X2, weights=None, bias=None, mult=None, shift=None,
+                                   wq=self.const("int32_t", blocks.reshape(-1).astype(np.int32), "wq"), k4=k4)
 
     def _fast_dwconv(self, ref: kernels.Conv, w: np.ndarray, bias, mult, shift) -> kernels.Conv | None:
         """ND_KERNEL_DWCONV3X3_SMLA: 3x3, depth multiplier 1, no dilation, channels a multiple of 4 and the doubled
@@ -400,13 +408,10 @@ class Lowering:
         if doubled is None:
             return None
         w4 = (2 * w9).reshape(9, out_c // 4, 4)[:, :, [0, 2, 1, 3]].transpose(1, 0, 2).reshape(-1)
-        return self._fast(ref, kernels.DWCONV3X3_SMLA, doubled, wdw=self.const("int16_t", w4, "wdw"))
-
-    def _fast(self, ref: kernels.Conv, kernel: CName, doubled, **weights) -> kernels.Conv:
         bias2, rqo = doubled
-        return dataclasses.replace(ref, kernel=kernel, weights=None, bias=None, mult=None, shift=None,
+        return dataclasses.replace(ref, kernel=kernels.DWCONV3X3_SMLA, weights=None, bias=None, mult=None, shift=None,
                                    bias2=self.const("int32_t", bias2, "b2"), rqo=self.const("nd_rq_t", rqo, "rq"),
-                                   **weights)
+                                   wdw=self.const("int16_t", w4, "wdw"))
 
     @staticmethod
     def _doubled_requant(wk, bias, in_offset, out_offset, mult, shift):

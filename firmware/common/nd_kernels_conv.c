@@ -28,48 +28,53 @@ int32_t nd_conv2d_3x2_buffer_size(const nd_conv_params_t *p)
 #define ND_NO_LIBCALLS
 #endif
 
-/* The k4 input bytes of output pixel (oy, ox) into d: kh rows of kw * in_c, the zero point for taps outside the map. */
-ND_NO_LIBCALLS static void nd_patch(const nd_conv_params_t *p, const int8_t *in, int oy, int ox, int8_t *d)
+/* The k4 input bytes of n output pixels (oy, ox0 + j) into d + j * k4, the zero point standing in for taps outside
+ * the map.  Layout (the generator orders the weights the same way): each of the kh kernel rows holds n = kw * in_c
+ * bytes; first the whole words of every row (4 * (n / 4) bytes each), then the rows' remaining n % 4 bytes, then
+ * zeros up to k4.  An interior pixel of a dense map is then word copies and a few bytes. */
+ND_NO_LIBCALLS static void nd_patches(const nd_conv_params_t *p, const int8_t *in, int oy, int ox0, int count,
+                                      int8_t *d)
 {
-    const int in_c = p->in.c;
+    const int in_c = p->in.c, n = p->kw * in_c, nw = n / 4, nt = n % 4, kh = p->kh, k4 = p->k4;
+    const int in_h = p->in.h, in_w = p->in.w, ips = p->in.pstride, dh = p->dh, dw = p->dw, kw = p->kw;
     const int8_t zp = (int8_t)(-p->in_offset);
-    const int iy0 = oy * p->sh - p->pad_t, ix0 = ox * p->sw - p->pad_l;
-    int8_t *const end = d + p->k4;
-    if (p->in.pstride == in_c && p->dw == 1 && ix0 >= 0 && ix0 + p->kw <= p->in.w && iy0 >= 0 &&
-        iy0 + (p->kh - 1) * p->dh < p->in.h) {
-        /* interior pixel of a dense map: each kernel row is kw * in_c contiguous bytes, copied a word at a time */
-        const int n = p->kw * in_c;
-        for (int ky = 0; ky < p->kh; ++ky, d += n) {
-            const int8_t *s = in + ((int32_t)(iy0 + ky * p->dh) * p->in.w + ix0) * in_c;
-            int i = 0;
-            for (; i + 4 <= n; i += 4) {
-                const uint32_t v = nd_ld32(s + i);
-                memcpy(d + i, &v, 4);
+    const int iy0 = oy * p->sh - p->pad_t;
+    const int rows_inside = iy0 >= 0 && iy0 + (kh - 1) * dh < in_h;
+    const int32_t row_step = (int32_t)dh * in_w * in_c;
+    for (int j = 0; j < count; ++j, d += k4) {
+        const int ix0 = (ox0 + j) * p->sw - p->pad_l;
+        int8_t *w = d, *tail = d + 4 * kh * nw;
+        if (rows_inside && ips == in_c && dw == 1 && ix0 >= 0 && ix0 + kw <= in_w) {
+            const int8_t *s = in + ((int32_t)iy0 * in_w + ix0) * in_c;
+            for (int ky = 0; ky < kh; ++ky, s += row_step) {
+                for (int i = 0; i < nw; ++i, w += 4) {
+                    const uint32_t v = nd_ld32(s + 4 * i);
+                    memcpy(w, &v, 4);
+                }
+                for (int t = 0; t < nt; ++t) {
+                    *tail++ = s[4 * nw + t];
+                }
             }
-            for (; i < n; ++i) {
-                d[i] = s[i];
-            }
-        }
-    } else {
-        for (int ky = 0; ky < p->kh; ++ky) {
-            const int iy = iy0 + ky * p->dh;
-            for (int kx = 0; kx < p->kw; ++kx, d += in_c) {
-                const int ix = ix0 + kx * p->dw;
-                if (iy < 0 || iy >= p->in.h || ix < 0 || ix >= p->in.w) {
-                    for (int c = 0; c < in_c; ++c) {
-                        d[c] = zp;
+        } else {
+            for (int ky = 0; ky < kh; ++ky) {
+                const int iy = iy0 + ky * dh;
+                for (int e = 0; e < n; ++e) {
+                    const int ix = ix0 + (e / in_c) * dw;
+                    int8_t v = zp;
+                    if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
+                        v = in[((int32_t)iy * in_w + ix) * ips + e % in_c];
                     }
-                    continue;
-                }
-                const int8_t *s = in + ((int32_t)iy * p->in.w + ix) * p->in.pstride;
-                for (int c = 0; c < in_c; ++c) { /* a few bytes: a loop beats a memcpy call */
-                    d[c] = s[c];
+                    if (e < 4 * nw) {
+                        *w++ = v;
+                    } else {
+                        *tail++ = v;
+                    }
                 }
             }
         }
-    }
-    while (d < end) {
-        *d++ = 0;
+        while (tail < d + k4) {
+            *tail++ = 0;
+        }
     }
 }
 
@@ -125,9 +130,7 @@ void nd_conv2d_rows_3x2_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *
         int8_t *o = out + (int32_t)(oy % ring_rows) * out_row;
         for (int ox0 = 0; ox0 < p->out.w; ox0 += 3 * ND_CONV3X2_PATCH_TRIPLES) {
             const int n = p->out.w - ox0 < 3 * ND_CONV3X2_PATCH_TRIPLES ? p->out.w - ox0 : 3 * ND_CONV3X2_PATCH_TRIPLES;
-            for (int j = 0; j < n; ++j) {
-                nd_patch(p, in, oy, ox0 + j, patches + j * p->k4);
-            }
+            nd_patches(p, in, oy, ox0, n, patches);
             nd_conv3x2_pixels(&a, patches, p->k4, o + (int32_t)ox0 * ops, ops, n);
         }
     }

@@ -11,64 +11,88 @@ static inline const int8_t *nd_next_row(const int8_t *r, int32_t row_bytes, cons
     return r == ring_end ? ring : r;
 }
 
+/* Nine taps of four channels: a window's rows r0..r2 (already offset to the channel), taps ps apart. */
+static inline uint32_t nd_max3x3(const int8_t *r0, const int8_t *r1, const int8_t *r2, int ps)
+{
+    uint32_t m = nd_max_s8x4(nd_ld32(r0), nd_ld32(r0 + ps));
+    m = nd_max_s8x4(m, nd_ld32(r0 + 2 * ps));
+    m = nd_max_s8x4(m, nd_ld32(r1));
+    m = nd_max_s8x4(m, nd_ld32(r1 + ps));
+    m = nd_max_s8x4(m, nd_ld32(r1 + 2 * ps));
+    m = nd_max_s8x4(m, nd_ld32(r2));
+    m = nd_max_s8x4(m, nd_ld32(r2 + ps));
+    return nd_max_s8x4(m, nd_ld32(r2 + 2 * ps));
+}
+
+/* n pooled pixels of a 3x3 window, window j on rows r0..r2 from column byte j * step: the interior of NanoDet's stem
+ * pool, in a function of its own so that the loop keeps its few pointers in registers. */
+static void nd_max3x3_run(const int8_t *r0, const int8_t *r1, const int8_t *r2, int32_t ps, int32_t step, int n,
+                          int c_n, int8_t *o, int32_t o_step)
+{
+    for (; n > 0; --n, r0 += step, r1 += step, r2 += step, o += o_step) {
+        for (int c = 0; c < c_n; c += 4) {
+            const uint32_t m = nd_max3x3(r0 + c, r1 + c, r2 + c, ps);
+            memcpy(o + c, &m, 4);
+        }
+    }
+}
+
+/* One pooled pixel whose window is clipped by the map's edges (or any window, with a fused activation range). */
+static void nd_maxpool_pixel(const nd_pool_params_t *q, const int8_t *first, int ky0, int ky1, int32_t x0,
+                             const int8_t *in, const int8_t *ring_end, int pad_rows, int8_t *o)
+{
+    const int ps = q->in.pstride, kw = q->kw;
+    const int32_t row_bytes = (int32_t)q->in.w * ps;
+    const int kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + kw > q->in.w ? q->in.w - x0 : kw;
+    const int any_pad = pad_rows || kx0 > 0 || kx1 < kw;
+    const uint32_t start = any_pad && q->pad_mode == 1 ? (uint32_t)(uint8_t)q->pad_value * 0x01010101u : 0x80808080u;
+    for (int c = 0; c < q->out.c; c += 4) {
+        uint32_t m = start;
+        const int8_t *row = first;
+        for (int ky = ky0; ky < ky1; ++ky, row = nd_next_row(row, row_bytes, in, ring_end)) {
+            for (int kx = kx0; kx < kx1; ++kx) {
+                m = nd_max_s8x4(m, nd_ld32(row + (x0 + kx) * ps + c));
+            }
+        }
+        for (int i = 0; i < 4; ++i) {
+            int32_t v = (int8_t)((m >> (8 * i)) & 0xFFu);
+            v = v < q->act_min ? q->act_min : v;
+            v = v > q->act_max ? q->act_max : v;
+            o[c + i] = (int8_t)v;
+        }
+    }
+}
+
 /* Max pool, channels four at a time (generator: channels a multiple of 4); padding as in the reference. */
 void nd_maxpool_rows_s8x4(const nd_pool_params_t *q, const int8_t *in, int ring_rows, int py0, int py1, int8_t *out)
 {
-    const int c_n = q->out.c, ps = q->in.pstride;
-    const int32_t row_bytes = (int32_t)q->in.w * ps;
+    const int ps = q->in.pstride, kh = q->kh, kw = q->kw, sw = q->sw, pad_l = q->pad_l, out_w = q->out.w;
+    const int32_t row_bytes = (int32_t)q->in.w * ps, ops = q->out.pstride;
     const int8_t *const ring_end = in + (int32_t)ring_rows * row_bytes;
-    const uint32_t pad4 = (uint32_t)(uint8_t)q->pad_value * 0x01010101u;
-    const int clamp = q->act_min > -128 || q->act_max < 127;
+    const int plain = q->act_min == -128 && q->act_max == 127 && kh == 3 && kw == 3;
+    /* the pooled pixels whose windows lie inside the map horizontally: [px_lo, px_hi) */
+    const int span = q->in.w - kw + pad_l, px_lo = (pad_l + sw - 1) / sw;
+    const int px_hi = span < 0 ? 0 : span / sw + 1 < out_w ? span / sw + 1 : out_w;
     for (int py = py0; py < py1; ++py) {
         const int y0 = py * q->sh - q->pad_t;
-        const int ky0 = y0 < 0 ? -y0 : 0, ky1 = y0 + q->kh > q->in.h ? q->in.h - y0 : q->kh;
-        const int pad_rows = ky0 > 0 || ky1 < q->kh;
+        const int ky0 = y0 < 0 ? -y0 : 0, ky1 = y0 + kh > q->in.h ? q->in.h - y0 : kh;
+        const int pad_rows = ky0 > 0 || ky1 < kh;
         const int8_t *first = in + (int32_t)((y0 + ky0) % ring_rows) * row_bytes;
-        const int8_t *second = nd_next_row(first, row_bytes, in, ring_end);
-        const int8_t *third = nd_next_row(second, row_bytes, in, ring_end);
-        int8_t *out_row = out + (int32_t)py * q->out.w * q->out.pstride;
-        for (int px = 0; px < q->out.w; ++px) {
-            const int x0 = px * q->sw - q->pad_l;
-            const int kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + q->kw > q->in.w ? q->in.w - x0 : q->kw;
-            const int any_pad = pad_rows || kx0 > 0 || kx1 < q->kw;
-            int8_t *o = out_row + (int32_t)px * q->out.pstride;
-            if (!any_pad && !clamp && q->kh == 3 && q->kw == 3) {
-                /* NanoDet's stem pool away from the borders: the nine taps of four channels, unrolled */
-                const int8_t *r0 = first + (int32_t)x0 * ps, *r1 = second + (int32_t)x0 * ps;
-                const int8_t *r2 = third + (int32_t)x0 * ps;
-                const int ps2 = 2 * ps;
-                for (int c = 0; c < c_n; c += 4) {
-                    uint32_t m = nd_max_s8x4(nd_ld32(r0 + c), nd_ld32(r0 + c + ps));
-                    m = nd_max_s8x4(m, nd_ld32(r0 + c + ps2));
-                    m = nd_max_s8x4(m, nd_ld32(r1 + c));
-                    m = nd_max_s8x4(m, nd_ld32(r1 + c + ps));
-                    m = nd_max_s8x4(m, nd_ld32(r1 + c + ps2));
-                    m = nd_max_s8x4(m, nd_ld32(r2 + c));
-                    m = nd_max_s8x4(m, nd_ld32(r2 + c + ps));
-                    m = nd_max_s8x4(m, nd_ld32(r2 + c + ps2));
-                    memcpy(o + c, &m, 4);
-                }
-                continue;
+        int8_t *o = out + (int32_t)py * out_w * ops;
+        int px = 0;
+        if (plain && !pad_rows && px_lo < px_hi) {
+            for (; px < px_lo; ++px) {
+                nd_maxpool_pixel(q, first, ky0, ky1, (int32_t)px * sw - pad_l, in, ring_end, 0, o + px * ops);
             }
-            for (int c = 0; c < c_n; c += 4) {
-                uint32_t m = any_pad && q->pad_mode == 1 ? pad4 : 0x80808080u;
-                const int8_t *row = first;
-                for (int ky = ky0; ky < ky1; ++ky, row = nd_next_row(row, row_bytes, in, ring_end)) {
-                    for (int kx = kx0; kx < kx1; ++kx) {
-                        m = nd_max_s8x4(m, nd_ld32(row + (int32_t)(x0 + kx) * ps + c));
-                    }
-                }
-                if (!clamp) { /* the usual case: no fused activation range */
-                    memcpy(o + c, &m, 4);
-                    continue;
-                }
-                for (int i = 0; i < 4; ++i) {
-                    int32_t v = (int8_t)((m >> (8 * i)) & 0xFFu);
-                    v = v < q->act_min ? q->act_min : v;
-                    v = v > q->act_max ? q->act_max : v;
-                    o[c + i] = (int8_t)v;
-                }
-            }
+            const int8_t *second = nd_next_row(first, row_bytes, in, ring_end);
+            const int8_t *third = nd_next_row(second, row_bytes, in, ring_end);
+            const int32_t at = ((int32_t)px_lo * sw - pad_l) * ps;
+            nd_max3x3_run(first + at, second + at, third + at, ps, (int32_t)sw * ps, px_hi - px_lo, q->out.c,
+                          o + px_lo * ops, ops);
+            px = px_hi;
+        }
+        for (; px < out_w; ++px) {
+            nd_maxpool_pixel(q, first, ky0, ky1, (int32_t)px * sw - pad_l, in, ring_end, pad_rows, o + px * ops);
         }
     }
 }

@@ -172,14 +172,23 @@ class Copy(CStruct):
 CONV3X2_PATCH_TRIPLES = 8  # ND_CONV3X2_PATCH_TRIPLES (nd_kernels_conv.c)
 
 
-def _conv_direct(p: Conv) -> bool:
-    return p.kh == 1 and p.kw == 1 and p.pad_t == 0 and p.pad_l == 0 and p.k4 == p.in_.c
+def conv_direct(p: Conv, k4: int) -> bool:
+    """nd_conv_direct: an unpadded 1x1 conv over channels that fill whole words reads its input in place."""
+    return p.kh == 1 and p.kw == 1 and p.pad_t == 0 and p.pad_l == 0 and k4 == p.in_.c
+
+
+def patch_order(kh: int, n: int) -> np.ndarray:
+    """The taps (OHWI order, kh rows of n = kw * in_c) in the order nd_patch lays them out: every row's whole words,
+    then every row's remaining n % 4 taps."""
+    nw = n // 4 * 4
+    rows = np.arange(kh * n).reshape(kh, n)
+    return np.concatenate([rows[:, :nw].reshape(-1), rows[:, nw:].reshape(-1)])
 
 
 def conv_scratch(p: Conv) -> int:
     """nd_conv2d_s8_get_buffer_size (and nd_dwconv_s8_get_buffer_size)."""
     if p.kernel == CONV_3X2:
-        return 6 * p.k4 + (0 if _conv_direct(p) else 3 * CONV3X2_PATCH_TRIPLES * p.k4)
+        return 6 * p.k4 + (0 if conv_direct(p, p.k4) else 3 * CONV3X2_PATCH_TRIPLES * p.k4)
     if p.kernel == DWCONV3X3_SMLA:
         return 9 * p.out.c
     return 0

@@ -379,6 +379,8 @@ class Lowering:
         if out_c % 2:
             return None
         wk = w.reshape(out_c, -1).astype(np.int64)  # OHWI: (out_c, K)
+        if not kernels.conv_direct(ref, -(-wk.shape[1] // 4) * 4):
+            wk = wk[:, kernels.patch_order(ref.kh, ref.kw * ref.in_.c)]  # the taps in nd_patch's order
         k = wk.shape[1]
         k4 = -(-k // 4) * 4
         table = 128 if ref.lut is not None else 0  # the requantised value indexes the table directly

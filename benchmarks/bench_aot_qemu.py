@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nanodet_mcu import model_info, preprocess  # noqa: E402
-from nanodet_mcu.codegen import c_array  # noqa: E402
+from nanodet_mcu.codegen import c_array, generate  # noqa: E402
 from nanodet_mcu.codegen.aot import emit_c, qemu  # noqa: E402
 from nanodet_mcu.runners import TflmRunner  # noqa: E402
 
@@ -35,12 +35,12 @@ MAIN = r"""
 #include <stdio.h>
 #include <string.h>
 #include "nd_board.h"
-#include "nd_model.h"
+#include ENGINE_HEADER
 
 extern const int8_t bench_input[320 * 320 * 3];
 extern uint32_t __heap_limit__[]; /* the lowest address the stack may reach (mps2_an500.ld) */
 extern uint32_t __stack_top__[];
-static uint8_t arena[ND_MODEL_ARENA_BYTES] __attribute__((aligned(16)));
+#ifdef ND_PROFILE
 static uint32_t step_ticks[ND_MODEL_NUM_STEPS];
 static int current = -1;
 static uint32_t last;
@@ -51,6 +51,7 @@ void nd_profile_op(int i)
     current = i;
     last = nd_board_timer_now();
 }
+#endif
 
 #define PAINT 0xA5A5A5A5u
 static uintptr_t stack_pointer(void)
@@ -66,24 +67,31 @@ int main(void)
 {
     char line[160];
     nd_board_init();
-    memcpy(nd_model_input(arena), bench_input, sizeof bench_input);
+    int rc = ENGINE_INIT;
+    if (rc == 0) memcpy(ENGINE_INPUT, bench_input, sizeof bench_input);
     /* paint the stack below this frame (less a margin for the calls that paint), run, find the deepest write */
     for (uint32_t *p = __heap_limit__; (uintptr_t)p < stack_pointer() - 256u; ++p) *p = PAINT;
     const uintptr_t sp_at_call = stack_pointer();
     uint32_t t0 = nd_board_timer_now();
-    int rc = nd_model_check() >= 0 ? -2 : nd_model_run(arena);
+    if (rc == 0) rc = ENGINE_RUN;
     uint32_t t1 = nd_board_timer_now();
     const uint32_t *low = __heap_limit__;
     while (*low == PAINT) ++low;
     uint32_t h = 2166136261u; /* FNV-1a of scores then boxes: the host checks it against tflite-micro */
-    const int8_t *s = nd_model_scores(arena), *b = nd_model_boxes(arena);
-    for (int i = 0; i < 8000; ++i) h = (h ^ (uint8_t)s[i]) * 16777619u;
-    for (int i = 0; i < 3200; ++i) h = (h ^ (uint8_t)b[i]) * 16777619u;
+    if (rc == 0) {
+        const int8_t *s = ENGINE_SCORES, *b = ENGINE_BOXES;
+        for (int i = 0; i < 8000; ++i) h = (h ^ (uint8_t)s[i]) * 16777619u;
+        for (int i = 0; i < 3200; ++i) h = (h ^ (uint8_t)b[i]) * 16777619u;
+    }
+#ifdef ND_PROFILE
     for (int i = 0; i < ND_MODEL_NUM_STEPS; ++i) {
         snprintf(line, sizeof line, "STEP %d %s %lu %lu\n", i, nd_model_step_labels[i],
                  (unsigned long)nd_model_step_macs[i], (unsigned long)step_ticks[i]);
         put(line);
     }
+#endif
+    snprintf(line, sizeof line, "ARENA %lu\n", (unsigned long)ENGINE_ARENA);
+    put(line);
     snprintf(line, sizeof line, "STACK %lu %lu\n", (unsigned long)(sp_at_call - (uintptr_t)low),
              (unsigned long)((uintptr_t)__stack_top__ - (uintptr_t)low));
     put(line);
@@ -92,6 +100,20 @@ int main(void)
     return 0;
 }
 """
+
+# The two engines behind MAIN: the AOT model's own API, and nd_engine.h (TFLM glue of the generated projects).
+AOT_API = {"ENGINE_HEADER": '"nd_model.h"', "ENGINE_INIT": "(nd_model_check() >= 0 ? -2 : 0)",
+           "ENGINE_INPUT": "nd_model_input(arena)", "ENGINE_RUN": "nd_model_run(arena)",
+           "ENGINE_SCORES": "nd_model_scores(arena)", "ENGINE_BOXES": "nd_model_boxes(arena)",
+           "ENGINE_ARENA": "ND_MODEL_ARENA_BYTES"}
+TFLM_API = {"ENGINE_HEADER": '"nd_engine.h"', "ENGINE_INIT": "nd_engine_init()", "ENGINE_INPUT": "nd_engine_input()",
+            "ENGINE_RUN": "nd_engine_invoke()", "ENGINE_SCORES": "nd_engine_scores()",
+            "ENGINE_BOXES": "nd_engine_boxes()", "ENGINE_ARENA": "nd_engine_arena_bytes()"}
+
+
+def main_c(api: dict[str, str], arena_decl: str = "") -> str:
+    defines = "".join(f"#define {k} {v}\n" for k, v in api.items())
+    return defines + MAIN.replace("extern const int8_t bench_input", arena_decl + "extern const int8_t bench_input")
 
 
 def fnv1a(data: bytes) -> int:
@@ -112,28 +134,61 @@ def _flash(elf: Path) -> int:
     return sum(int(m.group(1)) for m in re.finditer(r"^\.(?:text|ARM\.exidx)\s+(\d+)", size, re.M))
 
 
-def bench_aot(model: Path, image: Path, out: Path) -> dict:
-    info = model_info.load(model)
-    result = emit_c(info, out)
-    x = _input(info, image)
-    scores, boxes = TflmRunner(info).run(x)
-    want = fnv1a(scores.astype(np.int8).tobytes() + boxes.astype(np.int8).tobytes())
-    (out / "bench_input.c").write_text("#include <stdint.h>\nconst int8_t bench_input[320 * 320 * 3] = {\n"
-                                       + c_array.int_values(x.reshape(-1)) + "\n};\n")
-    (out / "bench_main.c").write_text(MAIN)
-    elf = qemu.build_elf(out, [out / "bench_main.c", out / "bench_input.c"], out / "bench.elf",
-                         defines=("ND_PROFILE",))
+def _run(elf: Path, want: int, name: str) -> dict:
     stdout = qemu.run_elf(elf)
     total = re.search(r"TOTAL (\d+) HASH ([0-9a-f]+) RC (-?\d+)", stdout)
     stack = re.search(r"STACK (\d+) (\d+)", stdout)
-    if not total or not stack:
-        raise SystemExit(f"{model.name}: no result from the emulator:\n{stdout[-2000:]}")
+    arena = re.search(r"ARENA (\d+)", stdout)
+    if not total or not stack or not arena:
+        raise SystemExit(f"{name}: no result from the emulator:\n{stdout[-2000:]}")
     steps = [(int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4)) * qemu.INSTRUCTIONS_PER_TICK)
              for m in re.finditer(r"STEP (\d+) (\S+) (\d+) (\d+)", stdout)]
-    return {"name": model.name, "steps": steps, "instructions": int(total.group(1)) * qemu.INSTRUCTIONS_PER_TICK,
-            "identical": int(total.group(2), 16) == want and total.group(3) == "0",
-            "arena": result.arena_bytes, "scratch": result.scratch_bytes, "stack_engine": int(stack.group(1)),
-            "stack_total": int(stack.group(2)), "flash_elf": _flash(elf), "flash_constants": result.flash_bytes}
+    return {"name": name, "steps": steps, "instructions": int(total.group(1)) * qemu.INSTRUCTIONS_PER_TICK,
+            "identical": int(total.group(2), 16) == want and total.group(3) == "0", "rc": int(total.group(3)),
+            "arena": int(arena.group(1)), "stack_engine": int(stack.group(1)), "stack_total": int(stack.group(2)),
+            "flash_elf": _flash(elf)}
+
+
+def _inputs(info: model_info.ModelInfo, image: Path, out: Path) -> int:
+    """Writes bench_input.c; returns the FNV-1a of tflite-micro's outputs (on the host) for that input."""
+    x = _input(info, image)
+    scores, boxes = TflmRunner(info).run(x)
+    (out / "bench_input.c").write_text("#include <stdint.h>\nconst int8_t bench_input[320 * 320 * 3] = {\n"
+                                       + c_array.int_values(x.reshape(-1)) + "\n};\n")
+    return fnv1a(scores.astype(np.int8).tobytes() + boxes.astype(np.int8).tobytes())
+
+
+def bench_aot(model: Path, image: Path, out: Path) -> dict:
+    info = model_info.load(model)
+    result = emit_c(info, out)
+    want = _inputs(info, image, out)
+    arena = "static uint8_t arena[ND_MODEL_ARENA_BYTES] __attribute__((aligned(16)));\n"
+    (out / "bench_main.c").write_text(main_c(AOT_API, arena))
+    elf = qemu.build_elf(out, [out / "nd_model.c", out / "bench_main.c", out / "bench_input.c"], out / "bench.elf",
+                         defines=("ND_PROFILE",))
+    r = _run(elf, want, model.name)
+    r.update(scratch=result.scratch_bytes, flash_constants=result.flash_bytes)
+    return r
+
+
+def bench_tflm(model: Path, image: Path, out: Path, include: list[str], lib: str) -> dict:
+    """The same model through the TFLM glue of `generate --engine tflm` (its engine_tflm.cc and model_data.c)."""
+    info = model_info.load(model)
+    project = out / "project"
+    generate.generate("mps2-an500", model, engine="tflm", out_dir=project, force=True, tflm_include=include,
+                      tflm_lib=lib, log=lambda msg: None)
+    want = _inputs(info, image, out)
+    (out / "bench_main.c").write_text(main_c(TFLM_API))
+    defines = ["TF_LITE_STATIC_MEMORY"]
+    nm = subprocess.run(["arm-none-eabi-nm", "--defined-only", lib], capture_output=True, text=True).stdout
+    if not re.search(r" T MicroPrintf\b", nm):  # a release build: the glue must not reference it either
+        defines.append("TF_LITE_STRIP_ERROR_STRINGS")
+    for f in ("nd_model_config.h", "model_data.h", "nd_engine.h"):
+        shutil.copyfile(project / f, out / f)
+    elf = qemu.build_elf(out, [out / "bench_main.c", out / "bench_input.c", project / "model_data.c"],
+                         out / "bench_tflm.elf", defines=tuple(defines), kernels=False,
+                         cxx_sources=(project / "engine_tflm.cc",), cxx_includes=tuple(include), libs=(lib,))
+    return _run(elf, want, model.name)
 
 
 def print_aot(r: dict) -> None:
@@ -165,7 +220,13 @@ def main() -> int:
     ap.add_argument("--model", action="append", help="int8 NanoDet .tflite (repeatable; default: NXP's model)")
     ap.add_argument("--image", default=str(ROOT.parent / "shared/images/example_input.jpg"))
     ap.add_argument("--keep", help="build in this directory and keep it")
+    ap.add_argument("--tflm-include", nargs="+", default=[], metavar="DIR",
+                    help="also run TFLM (as `generate --engine tflm`): its include directories")
+    ap.add_argument("--tflm-lib", metavar="LIB", help="the TFLM static library for Cortex-M7 (with CMSIS-NN)")
     args = ap.parse_args()
+    if bool(args.tflm_include) != bool(args.tflm_lib):
+        print("--tflm-include and --tflm-lib go together", file=sys.stderr)
+        return 2
     if qemu.tools() is None:
         print("needs arm-none-eabi-gcc and qemu-system-arm", file=sys.stderr)
         return 2
@@ -179,6 +240,15 @@ def main() -> int:
             r = bench_aot(model, Path(args.image), out)
             print_aot(r)
             ok &= r["identical"]
+            if args.tflm_lib:
+                t = bench_tflm(model, Path(args.image), base / f"m{k}-tflm", args.tflm_include, args.tflm_lib)
+                print(f"TFLM ({Path(args.tflm_lib).parent.name}/{Path(args.tflm_lib).name}): "
+                      f"{t['instructions']:,} instructions per inference, arena {t['arena']:,} B, peak stack "
+                      f"{t['stack_engine']:,} B; outputs {'identical' if t['identical'] else 'DIFFERENT'} "
+                      f"(rc {t['rc']})")
+                print(f"AOT / TFLM: {r['instructions'] / t['instructions']:.3f} of the instructions, "
+                      f"{r['arena'] / t['arena']:.3f} of the arena")
+                ok &= t["identical"]
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)

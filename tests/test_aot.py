@@ -282,8 +282,8 @@ def test_kernels_on_cortex_m7_match_tflm(build, tmp_path_factory):
         trials += [[np.full(t.shape, v, np.int8) for t in info.inputs] for v in (-128, 127)]
         (out / "m7_inputs.h").write_text(_m7_inputs_header(info, trials))
         (out / "m7_main.c").write_text(_M7_MAIN)
-        elf = qemu.build_elf(out, [out / "m7_main.c"], out / "m7.elf", reference_only=build == "reference",
-                             objects_dir=objects)
+        elf = qemu.build_elf(out, [out / "nd_model.c", out / "m7_main.c"], out / "m7.elf",
+                             reference_only=build == "reference", objects_dir=objects)
         lines = [line.split()[1:] for line in qemu.run_elf(elf, timeout=120).splitlines() if line.startswith("OUT ")]
         got = {(int(t), int(k)): int(h, 16) for t, k, h in lines}
         interp = runtime.Interpreter.from_bytes(info.data)

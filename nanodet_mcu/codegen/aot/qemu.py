@@ -32,32 +32,45 @@ def tools() -> tuple[str, str] | None:
     return (cc, qemu) if cc and qemu else None
 
 
-def build_elf(model_dir: Path, sources: list[Path], out: Path, reference_only: bool = False,
-              defines: tuple[str, ...] = (), objects_dir: Path | None = None) -> Path:
-    """Link model_dir/nd_model.c, the caller's sources, the kernels and the board layer into `out`.
+def build_elf(src_dir: Path, sources: list[Path], out: Path, reference_only: bool = False,
+              defines: tuple[str, ...] = (), objects_dir: Path | None = None, kernels: bool = True,
+              cxx_sources: tuple[Path, ...] = (), cxx_includes: tuple[str, ...] = (),
+              libs: tuple[str, ...] = ()) -> Path:
+    """Link the C sources (e.g. src_dir/nd_model.c and a main), the kernels and the mps2-an500 board layer into `out`
+    (C++ sources and static libraries too: the TFLM glue for a comparison run).  src_dir is on the include path and
+    receives the board configuration header.
 
-    objects_dir: where the kernels' and board's objects are kept between calls (compiled once per flag set)."""
+    objects_dir: where the kernels' and board's objects are kept between calls (compiled once per flag set; default:
+    beside `out`, compiled every time)."""
     board = boards.load(BOARD)
     layer = FIRMWARE_DIR / BOARD
-    (model_dir / "nd_board_config.h").write_text(BOARD_CONFIG)
-    flags = [*board.arch_flags, *board.data["build"]["cflags"], "-std=c99", "-Wall", "-Wextra", "-Werror",
-             "-ffunction-sections", "-fdata-sections", f"-I{model_dir}", f"-I{KERNELS_DIR}",
-             *(f"-D{d}" for d in defines), *([REFERENCE_ONLY_FLAG] if reference_only else [])]
-    shared = [*kernel_sources(arm=True), layer / "startup_mps2_an500.c", layer / "nd_board_mps2_an500.c"]
-    if objects_dir is None:
-        objs = shared
-    else:  # the board sources read nd_board_config.h, which is the same for every model
-        objects_dir.mkdir(parents=True, exist_ok=True)
-        objs = []
-        for src in shared:
-            obj = objects_dir / (src.name + ".o")
-            if not obj.exists():
-                _run(["arm-none-eabi-gcc", *flags, "-c", str(src), "-o", str(obj)])
-            objs.append(obj)
-    cmd = ["arm-none-eabi-gcc", *flags, str(model_dir / "nd_model.c"), *map(str, sources), *map(str, objs),
-           f"-T{layer / 'mps2_an500.ld'}", "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
-           "-Wl,--gc-sections", "-o", str(out)]
-    _run(cmd)
+    (src_dir / "nd_board_config.h").write_text(BOARD_CONFIG)
+    arch = [*board.arch_flags, *board.data["build"]["cflags"]]
+    common = [*arch, "-ffunction-sections", "-fdata-sections", f"-I{src_dir}", f"-I{KERNELS_DIR}",
+              *(f"-D{d}" for d in defines), *([REFERENCE_ONLY_FLAG] if reference_only else [])]
+    cflags = [*common, "-std=c99", "-Wall", "-Wextra", "-Werror"]
+    shared = [*(kernel_sources(arm=True) if kernels else []), layer / "startup_mps2_an500.c",
+              layer / "nd_board_mps2_an500.c"]
+    objs = []
+    objects_dir = objects_dir or out.parent
+    objects_dir.mkdir(parents=True, exist_ok=True)
+    for src in shared:  # the board sources read nd_board_config.h: the same for every model
+        obj = objects_dir / (src.name + ".o")
+        if objects_dir == out.parent or not obj.exists():
+            _run(["arm-none-eabi-gcc", *cflags, "-c", str(src), "-o", str(obj)])
+        objs.append(obj)
+    for src in cxx_sources:
+        obj = out.parent / (src.name + ".o")
+        _run(["arm-none-eabi-g++", *common, "-std=c++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics",
+              *(f"-isystem{d}" for d in cxx_includes), "-c", str(src), "-o", str(obj)])
+        objs.append(obj)
+    for src in sources:
+        obj = out.parent / (src.name + ".o")
+        _run(["arm-none-eabi-gcc", *cflags, "-c", str(src), "-o", str(obj)])
+        objs.insert(0, obj)
+    link = "arm-none-eabi-g++" if cxx_sources else "arm-none-eabi-gcc"
+    _run([link, *arch, *map(str, objs), *libs, "-lm", f"-T{layer / 'mps2_an500.ld'}", "-nostartfiles",
+          "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections", "-o", str(out)])
     return out
 
 

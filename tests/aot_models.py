@@ -71,6 +71,40 @@ def _stem(padding: str):
     return g, shapes, ranges
 
 
+def _shuffle(x, groups_c: int):
+    """ShuffleNet's channel shuffle of two groups of groups_c channels, spelled as the converters export it."""
+    import tensorflow as tf
+
+    n, h, w, _ = x.shape
+    return tf.reshape(tf.transpose(tf.reshape(x, [n, h, w, 2, groups_c]), [0, 1, 2, 4, 3]), [n, h, w, 2 * groups_c])
+
+
+def _shuffle_case(kind: str):
+    """A ShuffleNetV2 unit around channel shuffles: "block" (split, the second half through a conv, concat, shuffle,
+    split again into two convs), "convs" (two convs' outputs shuffled: both written in place), "pool" (a pool's and a
+    conv's outputs shuffled: the pool's spread in first)."""
+    import tensorflow as tf
+
+    c = 8
+    w1, w2, w3 = _w(1, 1, c, c), _w(1, 1, c, c), _w(3, 3, 2 * c, c, scale=0.2)
+    b1, b2 = _w(c, scale=0.3), _w(c, scale=0.3)
+
+    def f(x):
+        if kind == "block":
+            a, b = tf.split(x, 2, axis=3)
+            b = tf.nn.leaky_relu(tf.nn.conv2d(b, w1, 1, "VALID") + b1, 0.1)
+            y = _shuffle(tf.concat([a, b], 3), c)
+            a2, b2_ = tf.split(y, 2, axis=3)
+            return tf.concat([tf.nn.conv2d(a2, w2, 1, "VALID") + b2, tf.nn.conv2d(b2_, w1, 1, "VALID")], 3)
+        if kind == "convs":
+            y = _shuffle(tf.concat([tf.nn.conv2d(x, w3, 1, "SAME"), tf.nn.relu(tf.nn.conv2d(x, w3 * 0.5, 1, "SAME"))],
+                                   3), c)
+            return tf.nn.conv2d(y, _w(1, 1, 2 * c, 4), 1, "VALID")
+        y = _shuffle(tf.concat([tf.nn.max_pool2d(x[..., :c], 3, 1, "SAME"), tf.nn.conv2d(x, w3, 1, "SAME") + b1], 3), c)
+        return tf.nn.conv2d(y, _w(1, 1, 2 * c, 6), 1, "VALID")
+    return f, [(1, 6, 5, 2 * c)], [(-2.0, 2.0)]
+
+
 def _unary(in_shape, fn, rng=(-1.0, 1.0)):
     return fn, [in_shape], [rng]
 
@@ -133,6 +167,9 @@ def _cases():
         "resize_down": lambda: _unary((1, 10, 9, 4), lambda x: tf.compat.v1.image.resize_bilinear(x, [5, 4])),
         "resize_down_half_pixel": lambda: _unary((1, 10, 9, 4), lambda x: tf.compat.v1.image.resize_bilinear(
             x, [5, 3], half_pixel_centers=True)),
+        "shuffle_block": lambda: _shuffle_case("block"),
+        "shuffle_convs": lambda: _shuffle_case("convs"),
+        "shuffle_pool": lambda: _shuffle_case("pool"),
         "stem_pad_maxpool": lambda: _stem("pad"),
         "stem_replicate_maxpool": lambda: _stem("replicate"),
         "unsupported_avgpool": lambda: _unary((1, 4, 4, 3), lambda x: tf.nn.avg_pool2d(x, 2, 2, "VALID")),

@@ -131,6 +131,10 @@ void nd_copy_s8(const nd_copy_params_t *p, const int8_t *src, int8_t *dst)
         nd_copy_interleave2_s8(p, src, dst);
         return;
     }
+    if (p->kernel == ND_KERNEL_COPY_SPREAD2) {
+        nd_copy_spread2_s8(p, src, dst);
+        return;
+    }
 #endif
     nd_copy_ref_s8(p->ndim, p->dims, src, p->src_strides, dst, p->dst_strides);
 }

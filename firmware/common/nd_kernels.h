@@ -63,6 +63,7 @@ typedef enum {
     ND_KERNEL_MAXPOOL_S8X4,     /* MAX_POOL_2D: four channels per word (byte-lane max) */
     ND_KERNEL_ADD_SMMULR,       /* ADD over dense maps: one rounding multiply per element */
     ND_KERNEL_COPY_INTERLEAVE2, /* copy that interleaves two channel runs (the channel shuffle's transpose) */
+    ND_KERNEL_COPY_SPREAD2,     /* copy into every other channel of a shuffled map, whole words (see below) */
 } nd_kernel_t;
 
 /* A feature map view: c elements per pixel are used, pixels pstride elements apart, rows w * pstride apart, channels
@@ -163,7 +164,9 @@ typedef struct {
 void nd_lut_s8(const nd_lut_params_t *p, const int8_t *in, int8_t *out);
 
 /* N-D strided copy: dst[sum i_k * dst_strides[k]] = src[sum i_k * src_strides[k]], strides in elements (may be
- * negative).  TRANSPOSE, SLICE, STRIDED_SLICE, CONCATENATION, SPLIT and PAD interiors are all copies. */
+ * negative).  TRANSPOSE, SLICE, STRIDED_SLICE, CONCATENATION, SPLIT and PAD interiors are all copies.
+ * ND_KERNEL_COPY_SPREAD2 (2-D: pixels x channels, destination channel stride 2, channels a multiple of 4) writes whole
+ * words and so also the odd channels in between, with junk: the generator uses it only where a conv fills those next. */
 #define ND_COPY_MAX_DIMS 6
 typedef struct {
     int32_t ndim;

@@ -153,6 +153,22 @@ void nd_copy_interleave2_s8(const nd_copy_params_t *p, const int8_t *src, int8_t
     nd_interleave2(p->ndim, p->dims, src, p->src_strides, dst, p->dst_strides);
 }
 
+/* The pass-through half of a channel shuffle into the even channels of the shuffled map: from each word a0 a1 a2 a3 of
+ * a pixel, the words a0 . a1 . and a2 . a3 . (PKHBT, then LSR + PKHTB on Cortex-M7); the odd bytes get junk, which the
+ * conv writing the odd channels replaces (the generator orders the steps so). */
+ND_HOT void nd_copy_spread2_s8(const nd_copy_params_t *p, const int8_t *src, int8_t *dst)
+{
+    const int32_t n = p->dims[0], c_n = p->dims[1], ss = p->src_strides[0], ds = p->dst_strides[0];
+    for (int32_t i = 0; i < n; ++i, src += ss, dst += ds) {
+        for (int32_t c = 0; c < c_n; c += 4) {
+            const uint32_t v = nd_ld32(src + c);
+            const uint32_t w0 = nd_pkhbt_lsl8(v, v), w1 = nd_pkhtb_asr16(v >> 8, v);
+            memcpy(dst + 2 * c, &w0, 4);
+            memcpy(dst + 2 * c + 4, &w1, 4);
+        }
+    }
+}
+
 #else
 typedef int nd_kernels_eltwise_reference_only; /* ISO C wants a declaration in every translation unit */
 #endif

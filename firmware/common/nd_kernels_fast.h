@@ -36,6 +36,19 @@ static inline uint32_t nd_max_s8x4(uint32_t a, uint32_t b)
     (void)__ssub8(a, b); /* sets the GE flag of every lane where a >= b */
     return __sel(a, b);
 }
+/* (a & 0xFFFF) | ((b << 8) & 0xFFFF0000) and (a & 0xFFFF0000) | ((b >> 16) & 0xFFFF): PKHBT, PKHTB */
+static inline uint32_t nd_pkhbt_lsl8(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #8" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+static inline uint32_t nd_pkhtb_asr16(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
 #else
 static inline uint32_t nd_sxtb16(uint32_t x)
 {
@@ -64,6 +77,14 @@ static inline int32_t nd_smlatt(uint32_t a, uint32_t b, int32_t acc)
 static inline int32_t nd_smmulr(int32_t a, int32_t b)
 {
     return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+}
+static inline uint32_t nd_pkhbt_lsl8(uint32_t a, uint32_t b)
+{
+    return (a & 0xFFFFu) | ((b << 8) & 0xFFFF0000u);
+}
+static inline uint32_t nd_pkhtb_asr16(uint32_t a, uint32_t b)
+{
+    return (a & 0xFFFF0000u) | ((b >> 16) & 0xFFFFu);
 }
 static inline uint32_t nd_max_s8x4(uint32_t a, uint32_t b)
 {
@@ -175,6 +196,7 @@ int32_t nd_dwconv3x3_smla_buffer_size(const nd_conv_params_t *p);
 void nd_maxpool_rows_s8x4(const nd_pool_params_t *p, const int8_t *in, int ring_rows, int py0, int py1, int8_t *out);
 void nd_add_smmulr_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
 void nd_copy_interleave2_s8(const nd_copy_params_t *p, const int8_t *src, int8_t *dst);
+void nd_copy_spread2_s8(const nd_copy_params_t *p, const int8_t *src, int8_t *dst);
 
 #endif /* !ND_KERNELS_REFERENCE_ONLY */
 

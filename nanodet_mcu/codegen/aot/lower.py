@@ -5,7 +5,10 @@ Rewrites done here, all exact: RESHAPE becomes an alias of its input's storage; 
 (SLICE + CONCATENATION) in front of a max pool becomes the pool's excluded padding; an element-wise int8 op
 (LEAKY_RELU, LOGISTIC, QUANTIZE) that is the only consumer of a conv's output becomes a table applied in the conv's
 store, together with a narrower activation range; a conv whose only reader is a max pool becomes one row-streamed
-step (nd_conv_pool_s8).
+step (nd_conv_pool_s8); a channel shuffle (CONCATENATION of two maps, RESHAPE/TRANSPOSE/RESHAPE interleaving their
+channels) disappears: the convs that produce its inputs write straight into the interleaved map (output channel
+stride 2), an input that is not such a conv's output is spread in by one copy, and a SPLIT into channel halves yields
+views (a pixel stride wider than the channels) for the convs that read them.
 
 Each op is lowered by its entry in LOWERINGS (whose keys are the engine's supported op set).  Kernel params are typed
 (kernels.py); where a fast kernel applies, this module proves its preconditions, computes its constants and records
@@ -60,6 +63,16 @@ class Scratch:
     buf: int
     ref_bytes: int
     fast_bytes: int
+
+
+@dataclass
+class Shuffle:
+    """A channel shuffle of two maps a, b of C channels each: y[..., 2i + g] = (a, b)[g][..., i]."""
+    concat: Op
+    y: int
+    channels: int
+    direct: list[int]  # inputs whose CONV_2D writes them straight into y
+    spread: list[int]  # inputs copied into y by a step
 
 
 @dataclass
@@ -132,6 +145,10 @@ class Lowering:
         self.replicate_pad: dict[int, tuple[int, int, int]] = {}  # pool input -> (src, pad top, pad left)
         self.fused_into: dict[int, Op] = {}  # element-wise op index -> absorbed
         self.scratch: dict[int, int] = {}
+        self.views: dict[int, tuple[int, int]] = {}  # tensor stored as a view -> (pixel stride, channel stride)
+        self.shuffles: dict[int, Shuffle] = {}  # CONCATENATION op index -> its shuffle
+        self.spread_before: dict[int, list[Shuffle]] = {}  # op index -> shuffles whose spread steps go first
+        self.spread_done: set[int] = set()
 
     # --- constants ---------------------------------------------------------------------------------------------
     def const(self, ctype: str, data: np.ndarray, hint: str) -> Const:
@@ -261,6 +278,111 @@ class Lowering:
             return src, pt, pl, value
         return ti, 0, 0, self.t[ti].zp
 
+    # --- channel views: shuffles and splits without copies -----------------------------------------------------
+    def _fmap(self, ti: int, shape: tuple[int, ...] | None = None) -> FMap:
+        """The FMap of tensor ti as stored (a view's strides), with `shape` (default: ti's own)."""
+        return FMap.of(shape or self.t[ti].shape, *self.views.get(ti, (None, 1)))
+
+    def _conv_writing(self, ti: int) -> Op | None:
+        """The CONV_2D whose step produces ti (through the element-wise ops fused into its store)."""
+        while (op := self.producer.get(ti)) is not None:
+            if op.kind == "CONV_2D":
+                return op
+            src = op.inputs[0] if op.inputs else -1
+            if op.kind not in ELEMENTWISE or self._is_output(src) or len(self.consumers.get(src, [])) != 1:
+                return None
+            ti = src
+        return None
+
+    def _view_ok(self, ti: int) -> bool:
+        """Every reader of ti can read it as a view: convs, pools and pads folded into them, shuffle spreads."""
+        if self._is_output(ti) or ti in self.g.inputs:
+            return False
+        for c in self.consumers.get(ti, []):
+            if c.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D") and c.inputs[0] == ti:
+                continue
+            if c.kind in ("PAD", "PADV2") and c.outputs[0] in self.folded_pad and self._view_ok(c.outputs[0]):
+                continue
+            if c.index in self.shuffles and ti in self.shuffles[c.index].spread:
+                continue
+            return False
+        return True
+
+    def _shuffle_output(self, op: Op) -> int | None:
+        """y when CONCATENATION `op` and the RESHAPE/TRANSPOSE ops that alone follow it interleave its two inputs'
+        channels (checked on the index arrays of the model's own shapes), else None."""
+        a, b = op.inputs if len(op.inputs) == 2 else (-1, -1)
+        cat = self.t[op.outputs[0]]
+        if a < 0 or len(cat.shape) != 4 or op.opts["Axis"] % 4 != 3 or self.t[a].shape != self.t[b].shape:
+            return None
+        if any(self.t[x].data is not None for x in (a, b)) or op.opts["FusedActivationFunction"] != 0:
+            return None
+        v, t = np.arange(cat.size).reshape(cat.shape), op.outputs[0]
+        for _ in range(4):
+            cons = self.consumers.get(t, [])
+            if self._is_output(t) or len(cons) != 1 or cons[0].kind not in ("RESHAPE", "TRANSPOSE") \
+                    or cons[0].inputs[0] != t:
+                return None
+            c = cons[0]
+            if c.kind == "RESHAPE":
+                v = v.reshape(self.t[c.outputs[0]].shape)
+            else:
+                v = v.transpose([int(p) for p in self.t[c.inputs[1]].data.reshape(-1)])
+            t = c.outputs[0]
+            if v.shape == cat.shape:
+                break
+        if v.shape != cat.shape:
+            return None
+        n, idx = self.t[a].shape[3], np.arange(cat.size).reshape(cat.shape)
+        want = np.empty_like(idx)
+        want[..., 0::2], want[..., 1::2] = idx[..., :n], idx[..., n:]
+        return t if np.array_equal(v, want) else None
+
+    def _find_channel_shuffles(self):
+        for op in self.g.ops:
+            if op.kind != "CONCATENATION" or (y := self._shuffle_output(op)) is None:
+                continue
+            quant = {(self.t[x].scale, self.t[x].zp) for x in [*op.inputs, y]}
+            if len(quant) != 1:
+                continue
+            n = self.t[op.inputs[0]].shape[3]
+            direct = [x for x in op.inputs if (c := self._conv_writing(x)) is not None and c.index < op.index
+                      and self.consumers.get(x) == [op] and not self._is_output(x)]
+            sh = Shuffle(op, y, n, direct, [x for x in op.inputs if x not in direct])
+            self.shuffles[op.index] = sh
+            t = op.outputs[0]  # the chain up to y: one buffer
+            while t != y:
+                c = self.consumers[t][0]
+                self.fused_into[c.index] = c
+                self.alias[c.outputs[0]] = (y, 0)
+                t = c.outputs[0]
+            self.alias[op.outputs[0]] = (y, 0)
+            for g, x in enumerate(op.inputs):
+                if x in direct:
+                    self.alias[x] = (y, g)
+                    self.views[x] = (2 * n, 2)
+            if direct and sh.spread:  # spreads first: a word-wide spread may write the slots a direct conv fills
+                first = min(self._conv_writing(x).index for x in direct)
+                if all(self.producer.get(x) is None or self.producer[x].index < first for x in sh.spread):
+                    self.spread_before.setdefault(first, []).append(sh)
+
+    def _spread(self, sh: Shuffle, early: bool):
+        """Copy the shuffle's non-direct inputs into their channel slots of y (a step)."""
+        self.spread_done.add(sh.concat.index)
+        n, calls = sh.channels, []
+        for g, x in enumerate(sh.concat.inputs):
+            if x not in sh.spread:
+                continue
+            src_ps = self.views.get(x, (n, 1))[0]
+            pixels = self.t[x].size // n
+            # the fast spread writes whole words (the odd slots too): only before a direct conv fills those
+            fast = early and g == 0 and n % 4 == 0 and (self.views.get(x, (n, 1))[1] == 1)
+            calls.append(Call("nd_copy_s8", kernels.Copy(2, (pixels, n), (src_ps, 1), (2 * n, 2),
+                                                         kernels.COPY_SPREAD2 if fast else kernels.REF),
+                              (Ref(x), Ref(sh.y, g))))
+        self.steps.append(Step(["CONCATENATION", "TRANSPOSE"], calls, list(sh.spread), [sh.y], sh.y,
+                               tuple(self.t[sh.y].shape)))
+
     # --- the pass ----------------------------------------------------------------------------------------------
     def run(self) -> Program:
         unsupported = sorted({op.kind for op in self.g.ops if op.kind not in LOWERINGS})
@@ -274,7 +396,10 @@ class Lowering:
                 pads = self._pad_amounts(op)
                 self.folded_pad[op.outputs[0]] = (op.inputs[0], pads[1][0], pads[1][1], pads[2][0], pads[2][1],
                                                   self._pad_value(op))
+        self._find_channel_shuffles()
         for op in self.g.ops:
+            for sh in self.spread_before.pop(op.index, []):
+                self._spread(sh, early=True)
             if op.index in self.fused_into:
                 continue
             LOWERINGS[op.kind](self, op)
@@ -352,7 +477,7 @@ class Lowering:
             bias = self.const("int32_t", b.data.reshape(-1), "b")
             bias_data = b.data.reshape(-1).astype(np.int64)
         ref = kernels.Conv(
-            in_=FMap.of(x.shape), out=FMap.of(y.shape), kh=kh, kw=kw, sh=o["StrideH"], sw=o["StrideW"],
+            in_=self._fmap(src), out=self._fmap(final, y.shape), kh=kh, kw=kw, sh=o["StrideH"], sw=o["StrideW"],
             dh=o["DilationHFactor"], dw=o["DilationWFactor"], pad_t=pad_t, pad_l=pad_l,
             depth_multiplier=out_c // x.shape[3] if depthwise else 1, in_offset=-x.zp, out_offset=y.zp,
             act_min=act_min, act_max=act_max, lut=self.const("int8_t", lut, "lut") if lut is not None else None,
@@ -503,7 +628,7 @@ class Lowering:
         if x.zp != y.zp or x.scale != y.scale:
             raise NanodetError(f"MAX_POOL_2D (operator {op.index}) with different input and output quantisation")
         params = kernels.Pool(
-            in_=FMap.of(x.shape), out=FMap.of(y.shape), kh=o["FilterHeight"], kw=o["FilterWidth"], sh=o["StrideH"],
+            in_=self._fmap(src), out=FMap.of(y.shape), kh=o["FilterHeight"], kw=o["FilterWidth"], sh=o["StrideH"],
             sw=o["StrideW"], pad_t=pt + extra_t, pad_l=pl + extra_l,
             pad_mode=1 if op.inputs[0] in self.folded_pad else 0, pad_value=value, act_min=act_min,
             act_max=act_max, kernel=kernels.MAXPOOL_S8X4 if y.shape[3] % 4 == 0 else kernels.REF)
@@ -567,6 +692,11 @@ class Lowering:
                                    f"TFLM) requires identical input and output scales")
 
     def concatenation(self, op):
+        if op.index in self.shuffles:  # its inputs are (being) written into the interleaved map
+            sh = self.shuffles[op.index]
+            if sh.spread and op.index not in self.spread_done:
+                self._spread(sh, early=False)
+            return
         y = self.t[op.outputs[0]]
         axis = op.opts["Axis"] % len(y.shape)
         self._requant_same(op, op.inputs, op.outputs)
@@ -587,6 +717,14 @@ class Lowering:
         x = self.t[op.inputs[1]]
         axis = int(self.t[op.inputs[0]].data.reshape(-1)[0]) % len(x.shape)
         self._requant_same(op, [x.index], op.outputs)
+        if len(x.shape) == 4 and axis == 3 and x.index not in self.views and all(map(self._view_ok, op.outputs)):
+            root, off = self.alias.get(x.index, (x.index, 0))  # channel slices of x's pixels: views, no step
+            at = 0
+            for ti in op.outputs:
+                self.alias[ti] = (root, off + at)
+                self.views[ti] = (x.shape[3], 1)
+                at += self.t[ti].shape[3]
+            return
         xs = _dense_strides(x.shape)
         calls, at = [], 0
         for ti in op.outputs:

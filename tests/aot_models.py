@@ -170,6 +170,12 @@ def _cases():
         "shuffle_block": lambda: _shuffle_case("block"),
         "shuffle_convs": lambda: _shuffle_case("convs"),
         "shuffle_pool": lambda: _shuffle_case("pool"),
+        "resize_add_up_half_pixel": lambda: ((lambda a, b: a + tf.compat.v1.image.resize_bilinear(
+            b, [10, 12], half_pixel_centers=True)), [(1, 10, 12, 8), (1, 5, 6, 8)], [(-1.0, 1.0), (-3.0, 2.0)]),
+        "resize_add_down_first": lambda: ((lambda a, b: tf.compat.v1.image.resize_bilinear(
+            a, [5, 4], half_pixel_centers=True) + b), [(1, 10, 9, 4), (1, 5, 4, 4)], [(-2.0, 2.0), (0.0, 1.0)]),
+        "resize_add_align": lambda: ((lambda a, b: a + tf.compat.v1.image.resize_bilinear(
+            b, [9, 7], align_corners=True)), [(1, 9, 7, 3), (1, 4, 3, 3)], [(-1.0, 1.0), (-1.0, 1.0)]),
         "stem_pad_maxpool": lambda: _stem("pad"),
         "stem_replicate_maxpool": lambda: _stem("replicate"),
         "unsupported_avgpool": lambda: _unary((1, 4, 4, 3), lambda x: tf.nn.avg_pool2d(x, 2, 2, "VALID")),

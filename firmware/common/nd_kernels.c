@@ -124,6 +124,32 @@ void nd_add_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_
     nd_add_ref_s8(p, a, b, out);
 }
 
+void nd_resize_add_s8(const nd_resize_add_params_t *p, const int8_t *a, const int8_t *x, int8_t *out, void *scratch)
+{
+#if !ND_KERNELS_REFERENCE_ONLY
+    if (p->add.kernel == ND_KERNEL_ADD_SMMULR) {
+        nd_resize_add_smmulr_s8(p, a, x, out, scratch);
+        return;
+    }
+#endif
+    (void)scratch;
+    nd_resize_add_ref_s8(p, a, x, out);
+}
+
+int32_t nd_resize_add_s8_get_buffer_size(const nd_resize_add_params_t *p)
+{
+    switch (p->add.kernel) {
+        case ND_KERNEL_REF:
+            return 0;
+#if !ND_KERNELS_REFERENCE_ONLY
+        case ND_KERNEL_ADD_SMMULR:
+            return p->add.out.w * p->add.out.c; /* one row of the resized map */
+#endif
+        default:
+            return ND_NOT_IN_THIS_BUILD;
+    }
+}
+
 void nd_copy_s8(const nd_copy_params_t *p, const int8_t *src, int8_t *dst)
 {
 #if !ND_KERNELS_REFERENCE_ONLY

@@ -135,7 +135,8 @@ void nd_conv_pool_s8(const nd_conv_pool_params_t *p, const int8_t *in, int8_t *o
 int32_t nd_conv_pool_s8_get_buffer_size(const nd_conv_pool_params_t *p);
 
 /* ADD (same shapes): t1/t2 map an input value (index value + 128) to its scaled int32 term (TFLM's
- * (x - zp) << left_shift times the input multiplier); the sum is requantised with mult/shift (shift <= 0). */
+ * (x - zp) << left_shift times the input multiplier; ND_KERNEL_ADD_SMMULR's tables hold twice that); the sum is
+ * requantised with mult/shift (shift <= 0). */
 typedef struct {
     nd_fmap_t a, b, out;
     const int32_t *t1, *t2;
@@ -154,6 +155,33 @@ typedef struct {
 } nd_resize_params_t;
 
 void nd_resize_bilinear_s8(const nd_resize_params_t *p, const int8_t *in, int8_t *out);
+
+/* Output row (axis 0) or column (axis 1) o of a RESIZE_BILINEAR: the two source rows/columns and the weight of the
+ * second in 1/1024 (TFLM's ComputeInterpolationValuesInteger; the weight may be negative at a half-pixel border, where
+ * both sources are the same). */
+void nd_resize_source(const nd_resize_params_t *p, int axis, int32_t o, int32_t *lo, int32_t *hi, int32_t *frac);
+
+/* TFLM's integer bilinear sample from four pixels' values and the fractions of the second row and column. */
+static inline int32_t nd_bilinear(int32_t p00, int32_t p01, int32_t p10, int32_t p11, int32_t fy, int32_t fx)
+{
+    /* TFLM sums in int64; the four weights' magnitudes add up to at most 2048^2, so |v| < 2^29 here */
+    const int32_t v = p00 * ((1 << 10) - fy) * ((1 << 10) - fx) + p10 * fy * ((1 << 10) - fx) +
+                      p01 * ((1 << 10) - fy) * fx + p11 * fy * fx;
+    /* (v +- 2^19) / 2^20 truncating toward zero, as TFLM's int64 division: floor((v + 2^19) / 2^20) for v > 0, and
+     * for v <= 0 the ceiling of (v - 2^19) / 2^20, i.e. floor((v + 2^19 - 1) / 2^20) */
+    return (v + (1 << 19) - (v <= 0)) >> 20;
+}
+
+/* RESIZE_BILINEAR fused into the ADD that alone reads it: out = ADD(a, resize(x)), the resized map never stored.  The
+ * resized operand is ADD's second (the generator swaps operands and tables when it was the first: the sum is
+ * symmetric); add.b describes the resized map. */
+typedef struct {
+    nd_add_params_t add;
+    nd_resize_params_t resize;
+} nd_resize_add_params_t;
+
+void nd_resize_add_s8(const nd_resize_add_params_t *p, const int8_t *a, const int8_t *x, int8_t *out, void *scratch);
+int32_t nd_resize_add_s8_get_buffer_size(const nd_resize_add_params_t *p);
 
 /* Element-wise table over a feature map (in and out may be the same buffer). */
 typedef struct {
@@ -187,6 +215,7 @@ void nd_conv2d_rows_ref_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *
 void nd_dwconv_ref_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out);
 void nd_maxpool_rows_ref_s8(const nd_pool_params_t *p, const int8_t *in, int ring_rows, int py0, int py1, int8_t *out);
 void nd_add_ref_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
+void nd_resize_add_ref_s8(const nd_resize_add_params_t *p, const int8_t *a, const int8_t *x, int8_t *out);
 void nd_copy_ref_s8(int ndim, const int32_t *dims, const int8_t *src, const int32_t *src_strides, int8_t *dst,
                     const int32_t *dst_strides);
 

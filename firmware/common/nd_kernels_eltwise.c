@@ -97,29 +97,71 @@ void nd_maxpool_rows_s8x4(const nd_pool_params_t *q, const int8_t *in, int ring_
     }
 }
 
-/* ADD over dense maps (generator: shift in [-22, -1]): the output multiplier is positive, so the sum's high multiply
- * is one SMMULR of the doubled sum (|sum| < 2^30), and the output offset folds into the rounding term as in
- * nd_requant_o. */
-ND_HOT void nd_add_smmulr_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out)
+/* n elements of ADD over dense runs (ND_KERNEL_ADD_SMMULR; generator: shift in [-22, -1], tables holding twice TFLM's
+ * terms): the output multiplier is positive, so the sum's high multiply and the rounding term (with the output offset
+ * folded in) are one SMMLAR, and RoundingDivideByPOT's tie-break comes from the sum's sign, as in the conv kernel. */
+ND_HOT static void nd_add_run(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out, int32_t n)
 {
     const int e = -p->shift;
-    const int32_t n = (int32_t)p->out.h * p->out.w * p->out.c;
     const int32_t *t1 = p->t1 + 128, *t2 = p->t2 + 128;
     const int32_t mult = p->mult, lo = p->act_min, hi = p->act_max;
     const int32_t rnd = ((int32_t)1 << (e - 1)) + (int32_t)((uint32_t)p->out_offset << e);
     if (lo == -128 && hi == 127) {
         for (int32_t i = 0; i < n; ++i) {
-            const int32_t h = nd_smmulr((t1[a[i]] + t2[b[i]]) * 2, mult);
-            out[i] = (int8_t)nd_sat8((h + (h >> 31) + rnd) >> e);
+            const int32_t sum2 = t1[a[i]] + t2[b[i]];
+            out[i] = (int8_t)nd_sat8((nd_smmlar(sum2, mult, rnd) + (sum2 >> 31)) >> e);
         }
         return;
     }
     for (int32_t i = 0; i < n; ++i) {
-        const int32_t h = nd_smmulr((t1[a[i]] + t2[b[i]]) * 2, mult);
-        int32_t v = (h + (h >> 31) + rnd) >> e;
+        const int32_t sum2 = t1[a[i]] + t2[b[i]];
+        int32_t v = (nd_smmlar(sum2, mult, rnd) + (sum2 >> 31)) >> e;
         v = v < lo ? lo : v;
         v = v > hi ? hi : v;
         out[i] = (int8_t)v;
+    }
+}
+
+void nd_add_smmulr_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out)
+{
+    nd_add_run(p, a, b, out, (int32_t)p->out.h * p->out.w * p->out.c);
+}
+
+/* One output row of RESIZE_BILINEAR into a dense row: per pixel the four sources and weights once, then per channel
+ * the sample (a function of its own: few live values). */
+ND_HOT static void nd_bilinear_pixel(const int8_t *p00, const int8_t *p01, const int8_t *p10, const int8_t *p11,
+                                     int32_t w00, int32_t w01, int32_t w10, int32_t w11, int8_t *o, int c_n)
+{
+    for (int c = 0; c < c_n; ++c) {
+        const int32_t v = p00[c] * w00 + p10[c] * w10 + p01[c] * w01 + p11[c] * w11;
+        o[c] = (int8_t)((v + (1 << 19) - (v <= 0)) >> 20); /* as nd_bilinear */
+    }
+}
+
+static void nd_resize_row(const nd_resize_params_t *r, const int8_t *x, int32_t y, int8_t *row)
+{
+    const int32_t iw = r->in.w, ips = r->in.pstride, c_n = r->out.c;
+    int32_t y0, y1, fy;
+    nd_resize_source(r, 0, y, &y0, &y1, &fy);
+    for (int32_t xo = 0; xo < r->out.w; ++xo, row += c_n) {
+        int32_t x0, x1, fx;
+        nd_resize_source(r, 1, xo, &x0, &x1, &fx);
+        nd_bilinear_pixel(x + (y0 * iw + x0) * ips, x + (y0 * iw + x1) * ips, x + (y1 * iw + x0) * ips,
+                          x + (y1 * iw + x1) * ips, ((1 << 10) - fy) * ((1 << 10) - fx), ((1 << 10) - fy) * fx,
+                          fy * ((1 << 10) - fx), fy * fx, row, c_n);
+    }
+}
+
+/* RESIZE_BILINEAR fused into ADD (generator: dense maps, as nd_add_run): a row of the resized map in scratch
+ * (out.w * c bytes), then that row of the ADD. */
+void nd_resize_add_smmulr_s8(const nd_resize_add_params_t *p, const int8_t *a, const int8_t *x, int8_t *out,
+                             void *scratch)
+{
+    int8_t *row = (int8_t *)scratch;
+    const int32_t row_n = p->add.out.w * p->add.out.c;
+    for (int32_t y = 0; y < p->add.out.h; ++y, a += row_n, out += row_n) {
+        nd_resize_row(&p->resize, x, y, row);
+        nd_add_run(&p->add, a, row, out, row_n);
     }
 }
 

@@ -31,6 +31,12 @@ static inline int32_t nd_smmulr(int32_t a, int32_t b)
     __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b)); /* ACLE has no intrinsic for it */
     return r;
 }
+static inline int32_t nd_smmlar(int32_t a, int32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
 static inline uint32_t nd_max_s8x4(uint32_t a, uint32_t b)
 {
     (void)__ssub8(a, b); /* sets the GE flag of every lane where a >= b */
@@ -77,6 +83,10 @@ static inline int32_t nd_smlatt(uint32_t a, uint32_t b, int32_t acc)
 static inline int32_t nd_smmulr(int32_t a, int32_t b)
 {
     return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+}
+static inline int32_t nd_smmlar(int32_t a, int32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)nd_smmulr(a, b)); /* wraps like the instruction */
 }
 static inline uint32_t nd_pkhbt_lsl8(uint32_t a, uint32_t b)
 {
@@ -195,6 +205,8 @@ int32_t nd_dwconv3x3_smla_buffer_size(const nd_conv_params_t *p);
 /* nd_kernels_eltwise.c */
 void nd_maxpool_rows_s8x4(const nd_pool_params_t *p, const int8_t *in, int ring_rows, int py0, int py1, int8_t *out);
 void nd_add_smmulr_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
+void nd_resize_add_smmulr_s8(const nd_resize_add_params_t *p, const int8_t *a, const int8_t *x, int8_t *out,
+                             void *scratch);
 void nd_copy_interleave2_s8(const nd_copy_params_t *p, const int8_t *src, int8_t *dst);
 void nd_copy_spread2_s8(const nd_copy_params_t *p, const int8_t *src, int8_t *dst);
 

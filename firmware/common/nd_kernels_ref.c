@@ -154,51 +154,66 @@ void nd_add_ref_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, i
     }
 }
 
-/* TFLM's ComputeInterpolationValuesInteger: 10 fractional bits, C division truncating toward zero. */
-static void nd_interp(int32_t value, int32_t scale_10, int half_pixel, int32_t size, int32_t *scaled, int32_t *lo,
-                      int32_t *hi)
+void nd_resize_source(const nd_resize_params_t *p, int axis, int32_t o, int32_t *lo, int32_t *hi, int32_t *frac)
 {
-    *scaled = half_pixel ? value * scale_10 + scale_10 / 2 - (1 << 9) : value * scale_10;
-    *lo = *scaled / (1 << 10);
+    /* TFLM's ComputeInterpolationValuesInteger: 10 fractional bits, C division truncating toward zero */
+    const int32_t in_size = axis == 0 ? p->in.h : p->in.w, out_size = axis == 0 ? p->out.h : p->out.w;
+    int32_t scale = ((1 << 10) * in_size + out_size / 2) / out_size;
+    if (p->align_corners && out_size > 1) {
+        scale = ((1 << 10) * (in_size - 1) + (out_size - 1) / 2) / (out_size - 1);
+    }
+    const int32_t scaled = p->half_pixel_centers ? o * scale + scale / 2 - (1 << 9) : o * scale;
+    *lo = scaled / (1 << 10);
     if (*lo < 0) {
         *lo = 0;
     }
-    *hi = (*scaled + (1 << 10) - 1) / (1 << 10);
-    if (*hi > size - 1) {
-        *hi = size - 1;
+    *hi = (scaled + (1 << 10) - 1) / (1 << 10);
+    if (*hi > in_size - 1) {
+        *hi = in_size - 1;
     }
+    *frac = scaled - (1 << 10) * *lo;
 }
 
 void nd_resize_bilinear_s8(const nd_resize_params_t *p, const int8_t *in, int8_t *out)
 {
-    const int32_t ih = p->in.h, iw = p->in.w, oh = p->out.h, ow = p->out.w;
-    const int c_n = p->out.c; /* a local: the byte stores could alias the parameter block */
-    int32_t hs = ((1 << 10) * ih + oh / 2) / oh, ws = ((1 << 10) * iw + ow / 2) / ow;
-    if (p->align_corners && oh > 1) {
-        hs = ((1 << 10) * (ih - 1) + (oh - 1) / 2) / (oh - 1);
-    }
-    if (p->align_corners && ow > 1) {
-        ws = ((1 << 10) * (iw - 1) + (ow - 1) / 2) / (ow - 1);
-    }
-    for (int32_t y = 0; y < oh; ++y) {
-        int32_t sy, y0, y1;
-        nd_interp(y, hs, p->half_pixel_centers, ih, &sy, &y0, &y1);
-        const int32_t fy = sy - (1 << 10) * y0;
+    const int32_t iw = p->in.w, ow = p->out.w, ips = p->in.pstride, ops = p->out.pstride;
+    const int c_n = p->out.c; /* locals: the byte stores could alias the parameter block */
+    for (int32_t y = 0; y < p->out.h; ++y) {
+        int32_t y0, y1, fy;
+        nd_resize_source(p, 0, y, &y0, &y1, &fy);
         for (int32_t x = 0; x < ow; ++x) {
-            int32_t sx, x0, x1;
-            nd_interp(x, ws, p->half_pixel_centers, iw, &sx, &x0, &x1);
-            const int32_t fx = sx - (1 << 10) * x0;
-            /* TFLM sums in int64; the four weights' magnitudes add up to at most 2048^2, so |v| < 2^29 here */
-            const int32_t w00 = ((1 << 10) - fy) * ((1 << 10) - fx), w10 = fy * ((1 << 10) - fx);
-            const int32_t w01 = ((1 << 10) - fy) * fx, w11 = fy * fx;
-            const int8_t *p00 = in + (y0 * iw + x0) * p->in.pstride, *p10 = in + (y1 * iw + x0) * p->in.pstride;
-            const int8_t *p01 = in + (y0 * iw + x1) * p->in.pstride, *p11 = in + (y1 * iw + x1) * p->in.pstride;
-            int8_t *o = out + (y * ow + x) * p->out.pstride;
+            int32_t x0, x1, fx;
+            nd_resize_source(p, 1, x, &x0, &x1, &fx);
+            const int8_t *p00 = in + (y0 * iw + x0) * ips, *p01 = in + (y0 * iw + x1) * ips;
+            const int8_t *p10 = in + (y1 * iw + x0) * ips, *p11 = in + (y1 * iw + x1) * ips;
+            int8_t *o = out + (y * ow + x) * ops;
             for (int c = 0; c < c_n; ++c) {
-                const int32_t v = p00[c] * w00 + p10[c] * w10 + p01[c] * w01 + p11[c] * w11;
-                /* (v +- 2^19) / 2^20 truncating toward zero, as TFLM's int64 division: floor((v + 2^19) / 2^20)
-                 * for v > 0, and for v <= 0 the ceiling of (v - 2^19) / 2^20, i.e. floor((v + 2^19 - 1) / 2^20) */
-                o[c] = (int8_t)((v + (1 << 19) - (v <= 0)) >> 20);
+                o[c] = (int8_t)nd_bilinear(p00[c], p01[c], p10[c], p11[c], fy, fx);
+            }
+        }
+    }
+}
+
+void nd_resize_add_ref_s8(const nd_resize_add_params_t *p, const int8_t *a, const int8_t *x, int8_t *out)
+{
+    const nd_resize_params_t *r = &p->resize;
+    const nd_add_params_t *q = &p->add;
+    const int32_t iw = r->in.w, ips = r->in.pstride;
+    for (int32_t y = 0; y < q->out.h; ++y) {
+        int32_t y0, y1, fy;
+        nd_resize_source(r, 0, y, &y0, &y1, &fy);
+        for (int32_t xo = 0; xo < q->out.w; ++xo) {
+            int32_t x0, x1, fx;
+            nd_resize_source(r, 1, xo, &x0, &x1, &fx);
+            const int8_t *p00 = x + (y0 * iw + x0) * ips, *p01 = x + (y0 * iw + x1) * ips;
+            const int8_t *p10 = x + (y1 * iw + x0) * ips, *p11 = x + (y1 * iw + x1) * ips;
+            const int32_t pix = y * q->out.w + xo;
+            const int8_t *pa = a + pix * q->a.pstride;
+            int8_t *po = out + pix * q->out.pstride;
+            for (int32_t c = 0; c < q->out.c; ++c) {
+                const int32_t b = nd_bilinear(p00[c], p01[c], p10[c], p11[c], fy, fx);
+                const int32_t sum = q->t1[pa[c] + 128] + q->t2[b + 128];
+                po[c] = (int8_t)nd_clamp(nd_mbqm(sum, q->mult, (int)q->shift) + q->out_offset, q->act_min, q->act_max);
             }
         }
     }

@@ -151,6 +151,13 @@ class Resize(CStruct):
 
 
 @dataclass(frozen=True)
+class ResizeAdd(CStruct):
+    c_type = "nd_resize_add_params_t"
+    add: Add
+    resize: Resize
+
+
+@dataclass(frozen=True)
 class Lut(CStruct):
     c_type = "nd_lut_params_t"
     in_: FMap
@@ -193,6 +200,11 @@ def conv_scratch(p: Conv) -> int:
     if p.kernel == DWCONV3X3_SMLA:
         return 9 * p.out.c
     return 0
+
+
+def resize_add_scratch(p: ResizeAdd) -> int:
+    """nd_resize_add_s8_get_buffer_size: one row of the resized map for the fast kernel."""
+    return p.add.out.w * p.add.out.c if p.add.kernel == ADD_SMMULR else 0
 
 
 def conv_pool_scratch(p: ConvPool) -> int:

@@ -802,26 +802,52 @@ class Lowering:
                                f"is not supported")
         if a.data is not None or b.data is not None:
             raise NanodetError(f"ADD (operator {op.index}) with a constant operand is not supported")
+        resize = self.fused_into.get(self.producer[a.index].index) if a.index in self.producer else None
+        if resize is not None and resize.kind == "RESIZE_BILINEAR":
+            a, b = b, a  # the resized operand goes second: the sum of the two table terms is symmetric
         t1, t2, m, s = quant.add_tables(a.scale, a.zp, b.scale, b.zp, y.scale)
         act_min, act_max = quant.activation_range(op.opts["FusedActivationFunction"], y.scale, y.zp)
-        # ND_KERNEL_ADD_SMMULR: dense maps (always, here) and a right shift in [1, 22], which keeps the folded
-        # rounding term far from overflow
-        params = kernels.Add(FMap.of(a.shape), FMap.of(b.shape), FMap.of(y.shape), self.const("int32_t", t1, "add"),
-                             self.const("int32_t", t2, "add"), m, s, y.zp, act_min, act_max,
-                             kernels.ADD_SMMULR if -22 <= s <= -1 else kernels.REF)
-        self.steps.append(Step([op.kind], [Call("nd_add_s8", params, (Ref(a.index), Ref(b.index), Ref(y.index)))],
-                               [a.index, b.index], [y.index], y.index, tuple(y.shape),
+        ref = kernels.Add(FMap.of(a.shape), FMap.of(b.shape), FMap.of(y.shape), self.const("int32_t", t1, "add"),
+                          self.const("int32_t", t2, "add"), m, s, y.zp, act_min, act_max)
+        # ND_KERNEL_ADD_SMMULR: dense maps (always, here), a right shift in [1, 22], which keeps the folded rounding
+        # term far from overflow, and doubled table terms whose sum stays within int32
+        fast = None
+        if -22 <= s <= -1 and int(np.abs(t1).max()) + int(np.abs(t2).max()) < (1 << 30):
+            fast = dataclasses.replace(ref, kernel=kernels.ADD_SMMULR, t1=self.const("int32_t", 2 * t1, "add2"),
+                                       t2=self.const("int32_t", 2 * t2, "add2"))
+        resize = self.fused_into.get(self.producer[b.index].index) if b.index in self.producer else None
+        if resize is not None and resize.kind == "RESIZE_BILINEAR":
+            x, rp = resize.inputs[0], self._resize_params(resize)
+            params = kernels.ResizeAdd(ref, rp)
+            scratch = self._new_scratch(0, kernels.resize_add_scratch(kernels.ResizeAdd(fast, rp)) if fast else 0)
+            call = Call("nd_resize_add_s8", Variants(params, kernels.ResizeAdd(fast, rp)) if fast else params,
+                        (Ref(a.index), Ref(x), Ref(y.index), Ref(scratch.buf) if scratch else NULL))
+            self.steps.append(Step([resize.kind, op.kind], [call], [a.index, x],
+                                   [y.index] + ([scratch.buf] if scratch else []), y.index, tuple(y.shape),
+                                   scratch=scratch, inplace_ok=[(a.index, y.index)]))
+            return
+        call = Call("nd_add_s8", Variants(ref, fast) if fast else ref, (Ref(a.index), Ref(b.index), Ref(y.index)))
+        self.steps.append(Step([op.kind], [call], [a.index, b.index], [y.index], y.index, tuple(y.shape),
                                inplace_ok=[(a.index, y.index), (b.index, y.index)]))
 
-    def resize_bilinear(self, op):
+    def _resize_params(self, op) -> kernels.Resize:
         x, y = self.t[op.inputs[0]], self.t[op.outputs[0]]
         self._requant_same(op, [x.index], [y.index])
         if len(x.shape) != 4:
             raise NanodetError(f"RESIZE_BILINEAR (operator {op.index}) needs a 4-D input")
-        params = kernels.Resize(FMap.of(x.shape), FMap.of(y.shape), int(op.opts["AlignCorners"]),
-                                int(op.opts["HalfPixelCenters"]))
-        self.steps.append(Step([op.kind], [Call("nd_resize_bilinear_s8", params, (Ref(x.index), Ref(y.index)))],
-                               [x.index], [y.index], y.index, tuple(y.shape)))
+        return kernels.Resize(FMap.of(x.shape), FMap.of(y.shape), int(op.opts["AlignCorners"]),
+                              int(op.opts["HalfPixelCenters"]))
+
+    def resize_bilinear(self, op):
+        y = op.outputs[0]
+        cons = self.consumers.get(y, [])
+        if not self._is_output(y) and len(cons) == 1 and cons[0].kind == "ADD" and cons[0].inputs.count(y) == 1:
+            self._resize_params(op)  # checked now; nd_resize_add_s8 computes it inside the ADD
+            self.fused_into[op.index] = op
+            return
+        params = self._resize_params(op)
+        self.steps.append(Step([op.kind], [Call("nd_resize_bilinear_s8", params, (Ref(op.inputs[0]), Ref(y)))],
+                               [op.inputs[0]], [y], y, tuple(self.t[y].shape)))
 
     def elementwise(self, op):
         x = self.t[op.inputs[0]]

@@ -493,8 +493,21 @@ class Lowering:
         fn = "nd_dwconv_s8" if depthwise else "nd_conv2d_s8"
         call = Call(fn, Variants(ref, fast) if fast else ref,
                     (Ref(src), Ref(final), Ref(scratch.buf) if scratch else NULL))
+        inplace = [(src, final)] if depthwise and self._dw_overwrite_safe(ref) else []
         self.steps.append(Step([op.kind] + labels, [call], [src], [final] + ([scratch.buf] if scratch else []),
-                               final, tuple(y.shape), macs, scratch))
+                               final, tuple(y.shape), macs, scratch, inplace_ok=inplace))
+
+    @staticmethod
+    def _dw_overwrite_safe(p: kernels.Conv) -> bool:
+        """True when a depthwise conv may write its output over its input (same start): dense maps of the same
+        channels, and every output pixel q (raster order) reads no input pixel before q, whose bytes the outputs
+        before it have overwritten.  (Both kernels read a pixel's taps of a channel before storing that channel.)"""
+        if p.depth_multiplier != 1 or p.in_ != FMap.of((1, p.in_.h, p.in_.w, p.in_.c)) or \
+                p.out != FMap.of((1, p.out.h, p.out.w, p.out.c)):
+            return False
+        oy, ox = np.meshgrid(np.arange(p.out.h), np.arange(p.out.w), indexing="ij")
+        first = np.maximum(oy * p.sh - p.pad_t, 0) * p.in_.w + np.maximum(ox * p.sw - p.pad_l, 0)
+        return bool(np.all(first >= oy * p.out.w + ox))
 
     def _fast_conv(self, ref: kernels.Conv, w: np.ndarray, bias, mult, shift) -> kernels.Conv | None:
         """ND_KERNEL_CONV_3X2: an even number of output channels and the doubled-accumulator requantisation proven

@@ -47,6 +47,10 @@ void nd_dwconv_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, void
         nd_dwconv3x3_smla_s8(p, in, out, scratch);
         return;
     }
+    if (p->kernel == ND_KERNEL_DWCONV3X3_PAIRS) {
+        nd_dwconv3x3_pairs_s8(p, in, out, scratch);
+        return;
+    }
 #endif
     (void)scratch;
     nd_dwconv_ref_s8(p, in, out);
@@ -60,6 +64,8 @@ int32_t nd_dwconv_s8_get_buffer_size(const nd_conv_params_t *p)
 #if !ND_KERNELS_REFERENCE_ONLY
         case ND_KERNEL_DWCONV3X3_SMLA:
             return nd_dwconv3x3_smla_buffer_size(p);
+        case ND_KERNEL_DWCONV3X3_PAIRS:
+            return nd_dwconv3x3_pairs_buffer_size(p);
 #endif
         default:
             return ND_NOT_IN_THIS_BUILD;

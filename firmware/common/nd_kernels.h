@@ -60,6 +60,7 @@ typedef enum {
     ND_KERNEL_REF = 0,          /* nd_kernels_ref.c: any params of the op */
     ND_KERNEL_CONV_3X2,         /* CONV_2D: three pixels x two channels per step, SMLAD over a packed stream */
     ND_KERNEL_DWCONV3X3_SMLA,   /* DEPTHWISE_CONV_2D 3x3: four channels per step, SMLABB/SMLATT */
+    ND_KERNEL_DWCONV3X3_PAIRS,  /* DEPTHWISE_CONV_2D 3x3: channel-planar rows in scratch, two taps per SMLAD */
     ND_KERNEL_MAXPOOL_S8X4,     /* MAX_POOL_2D: four channels per word (byte-lane max) */
     ND_KERNEL_ADD_SMMULR,       /* ADD over dense maps: one rounding multiply per element */
     ND_KERNEL_COPY_INTERLEAVE2, /* copy that interleaves two channel runs (the channel shuffle's transpose) */
@@ -98,8 +99,8 @@ typedef struct {
     const int8_t *shift;   /* per output channel */
     /* fast kernels: the input offset folded into bias2 = 2 * (bias + in_offset * sum(w)), so padded taps read the
      * zero point, which then contributes (zp + in_offset) * w = 0, exactly as TFLM skipping them */
-    const int32_t *wq; /* ND_KERNEL_CONV_3X2: the packed stream, per block of 2 output channels (see
-                        * nd_kernels_fast.h); K = kh*kw*in_c zero-padded to k4 */
+    const int32_t *wq; /* ND_KERNEL_CONV_3X2, ND_KERNEL_DWCONV3X3_PAIRS: the packed stream (see nd_kernels_fast.h);
+                        * conv: K = kh*kw*in_c zero-padded to k4 */
     int32_t k4;
     const int32_t *bias2; /* ND_KERNEL_DWCONV3X3_SMLA */
     const nd_rq_t *rqo;

@@ -25,6 +25,8 @@ static inline uint32_t nd_sxtb16_ror8(uint32_t x)
 #define nd_smlad(a, b, acc) ((int32_t)__smlad((a), (b), (acc)))
 #define nd_smlabb(a, b, acc) ((int32_t)__smlabb((a), (b), (acc)))
 #define nd_smlatt(a, b, acc) ((int32_t)__smlatt((a), (b), (acc)))
+#define nd_smlabt(a, b, acc) ((int32_t)__smlabt((a), (b), (acc)))
+#define nd_smlatb(a, b, acc) ((int32_t)__smlatb((a), (b), (acc)))
 static inline int32_t nd_smmulr(int32_t a, int32_t b)
 {
     int32_t r;
@@ -55,6 +57,12 @@ static inline uint32_t nd_pkhtb_asr16(uint32_t a, uint32_t b)
     __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(a), "r"(b));
     return r;
 }
+static inline uint32_t nd_pkhbt_lsl16(uint32_t a, uint32_t b) /* (a & 0xFFFF) | (b << 16) */
+{
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
 #else
 static inline uint32_t nd_sxtb16(uint32_t x)
 {
@@ -80,6 +88,14 @@ static inline int32_t nd_smlatt(uint32_t a, uint32_t b, int32_t acc)
 {
     return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(a >> 16) * (int16_t)(b >> 16)));
 }
+static inline int32_t nd_smlabt(uint32_t a, uint32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(a & 0xFFFFu) * (int16_t)(b >> 16)));
+}
+static inline int32_t nd_smlatb(uint32_t a, uint32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(a >> 16) * (int16_t)(b & 0xFFFFu)));
+}
 static inline int32_t nd_smmulr(int32_t a, int32_t b)
 {
     return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
@@ -95,6 +111,10 @@ static inline uint32_t nd_pkhbt_lsl8(uint32_t a, uint32_t b)
 static inline uint32_t nd_pkhtb_asr16(uint32_t a, uint32_t b)
 {
     return (a & 0xFFFF0000u) | ((b >> 16) & 0xFFFFu);
+}
+static inline uint32_t nd_pkhbt_lsl16(uint32_t a, uint32_t b)
+{
+    return (a & 0xFFFFu) | (b << 16);
 }
 static inline uint32_t nd_max_s8x4(uint32_t a, uint32_t b)
 {
@@ -134,8 +154,13 @@ static inline uint32_t nd_ld32(const int8_t *p)
 /* Two words from p, then p += 2 words: one post-indexed LDRD on Cortex-M7 (GCC does not pair these loads itself). */
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__)
 #define ND_LD2_POST(a, b, p) __asm__("ldrd %0, %1, [%2], #8" : "=&r"(a), "=&r"(b), "+r"(p) : : "memory")
+/* Two words at p[off / 4] without moving p: an LDRD the compiler neither hoists nor spills (its operands stay
+ * per-iteration values, which keeps hot loops with many constants in registers). */
+#define ND_LD2(a, b, p, off) __asm__("ldrd %0, %1, [%2, #" #off "]" : "=&r"(a), "=&r"(b) : "r"(p) : "memory")
 #else
 #define ND_LD2_POST(a, b, p) (memcpy(&(a), (p), 4), memcpy(&(b), (p) + 1, 4), (p) += 2)
+#define ND_LD2(a, b, p, off)                                                                                           \
+    (memcpy(&(a), (const char *)(p) + (off), 4), memcpy(&(b), (const char *)(p) + (off) + 4, 4))
 #endif
 
 /* The requantisation of nd_rq_t: SMMULR(2 acc, m) = (2 acc m + 2^31) >> 32 equals (acc m + 2^30) >> 31, the high
@@ -145,6 +170,16 @@ static inline int32_t nd_requant_o(int32_t acc2, const nd_rq_t *q)
 {
     const int32_t h = nd_smmulr(acc2, q->mult);
     return nd_sat8((h + (h >> 31) + q->round) >> q->rsh);
+}
+
+/* The requantisation of nd_conv3x2_run (see there): {mult, round, rsh} at q, through the table lut (NULL: none). */
+static inline int8_t nd_requant_q(int32_t acc2, const int32_t *q, const uint8_t *lut)
+{
+    const int32_t t = (nd_smmlar(acc2, q[0], q[1]) + (acc2 >> 31)) >> q[2];
+    if (lut != NULL) {
+        return (int8_t)lut[t < 0 ? 0 : t > 255 ? 255 : t];
+    }
+    return (int8_t)nd_sat8(t);
 }
 
 /* Four requantised outputs to int8: through the fused table when the op has one. */
@@ -199,7 +234,29 @@ typedef struct {
 #define ND_CONV3X2_BLOCK_WORDS(k4) (12 + (k4))
 
 void nd_conv3x2_run(const nd_conv3x2_args_t *a);
-/* nd_kernels_dwconv.c */
+/* nd_kernels_dwconv.c; ND_KERNEL_DWCONV3X3_PAIRS (stride 1): per channel c, ND_DW_PAIRS_WORDS words of its stream wq:
+ * for each
+ * kernel row the tap pairs (2w0, 2w1) and (2w1, 2w2) as halfword pairs, then bias2, mult, round, rsh (requantisation
+ * as nd_conv3x2_run's, round including 128 when the op has a table). */
+#define ND_DW_PAIRS_WORDS 10
+
+/* The stride-1 depthwise pairs microkernel: one output row of every channel, no table (nd_kernels_dwconv_m7.S on
+ * Cortex-M7, C in nd_kernels_dwconv.c elsewhere).  Channel c reads its ring rows at r0/r1/r2 + c * plane bytes (words
+ * of tap pairs from the first window's first column), its constants at q + c * ND_DW_PAIRS_WORDS, and writes n (even)
+ * outputs at o + c + x * o_step, two per step. */
+typedef struct {
+    const uint32_t *r0, *r1, *r2;
+    int32_t plane;
+    const int32_t *q;
+    int8_t *o;
+    int32_t o_step;
+    int32_t n;
+    int32_t channels;
+} nd_dw_pairs_args_t;
+
+void nd_dw_pairs_s1_run(const nd_dw_pairs_args_t *a);
+void nd_dwconv3x3_pairs_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, void *scratch);
+int32_t nd_dwconv3x3_pairs_buffer_size(const nd_conv_params_t *p);
 void nd_dwconv3x3_smla_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, void *scratch);
 int32_t nd_dwconv3x3_smla_buffer_size(const nd_conv_params_t *p);
 /* nd_kernels_eltwise.c */

@@ -23,6 +23,8 @@ class CName(str):
 REF = CName("ND_KERNEL_REF")
 CONV_3X2 = CName("ND_KERNEL_CONV_3X2")
 DWCONV3X3_SMLA = CName("ND_KERNEL_DWCONV3X3_SMLA")
+DWCONV3X3_PAIRS = CName("ND_KERNEL_DWCONV3X3_PAIRS")
+DW_PAIRS_STRIDES = (1,)
 MAXPOOL_S8X4 = CName("ND_KERNEL_MAXPOOL_S8X4")
 ADD_SMMULR = CName("ND_KERNEL_ADD_SMMULR")
 COPY_INTERLEAVE2 = CName("ND_KERNEL_COPY_INTERLEAVE2")
@@ -199,6 +201,9 @@ def conv_scratch(p: Conv) -> int:
         return 6 * p.k4 + (0 if conv_direct(p, p.k4) else 3 * CONV3X2_PATCH_TRIPLES * p.k4)
     if p.kernel == DWCONV3X3_SMLA:
         return 9 * p.out.c
+    if p.kernel == DWCONV3X3_PAIRS:  # four channel-planar rows of halfwords (nd_dw_pairs_row)
+        n = max((p.out.w + 1) // 2 * 2 + 3, p.pad_l + p.in_.w)
+        return 4 * p.out.c * ((n + 1) // 2 * 2) * 2
     return 0
 
 

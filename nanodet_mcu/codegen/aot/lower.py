@@ -538,15 +538,32 @@ class Lowering:
                                    wq=self.const("int32_t", blocks.reshape(-1).astype(np.int32), "wq"), k4=k4)
 
     def _fast_dwconv(self, ref: kernels.Conv, w: np.ndarray, bias, mult, shift) -> kernels.Conv | None:
-        """ND_KERNEL_DWCONV3X3_SMLA: 3x3, depth multiplier 1, no dilation, channels a multiple of 4 and the doubled
-        requantisation proven exact; per block of 4 channels and per tap the weights (2w0, 2w2, 2w1, 2w3)."""
+        """ND_KERNEL_DWCONV3X3_PAIRS (stride 1 or 2) or ND_KERNEL_DWCONV3X3_SMLA: 3x3, depth multiplier 1, no
+        dilation and the doubled requantisation proven exact; see their packed constants in nd_kernels_fast.h."""
         out_c = ref.out.c
-        if (ref.kh, ref.kw, ref.dh, ref.dw, ref.depth_multiplier) != (3, 3, 1, 1, 1) or out_c % 4:
+        if (ref.kh, ref.kw, ref.dh, ref.dw, ref.depth_multiplier) != (3, 3, 1, 1, 1):
             return None
         w9 = w.reshape(9, out_c).astype(np.int64)  # 1HWC: (tap, channel)
+        if ref.sh == ref.sw and ref.sh in kernels.DW_PAIRS_STRIDES and out_c % 4 == 0:
+            table = 128 if ref.lut is not None else 0  # the requantised value indexes the table directly
+            doubled = self._doubled_requant(w9.T, bias, ref.in_offset, ref.out_offset + table, mult, shift)
+            if doubled is None:
+                return None
+            bias2, rq = doubled
+            t = 2 * w9.T.reshape(out_c, 3, 3)  # (channel, row, column), doubled
+            w01 = (t[:, :, 0] & 0xFFFF) | ((t[:, :, 1] & 0xFFFF) << 16)
+            w12 = (t[:, :, 1] & 0xFFFF) | ((t[:, :, 2] & 0xFFFF) << 16)
+            words = np.stack([w01, w12], axis=2).reshape(out_c, 6)
+            words = (words + (1 << 31)) % (1 << 32) - (1 << 31)
+            block = np.concatenate([words, bias2.reshape(-1, 1), rq], axis=1).astype(np.int32)
+            return dataclasses.replace(ref, kernel=kernels.DWCONV3X3_PAIRS, weights=None, bias=None, mult=None,
+                                       shift=None, wq=self.const("int32_t", block.reshape(-1), "wq"))
+        if out_c % 4:
+            return None
         doubled = self._doubled_requant(w9.T, bias, ref.in_offset, ref.out_offset, mult, shift)
         if doubled is None:
             return None
+        # per block of 4 channels and per tap: (2w0, 2w2, 2w1, 2w3), the SXTB16 lane order
         w4 = (2 * w9).reshape(9, out_c // 4, 4)[:, :, [0, 2, 1, 3]].transpose(1, 0, 2).reshape(-1)
         bias2, rqo = doubled
         return dataclasses.replace(ref, kernel=kernels.DWCONV3X3_SMLA, weights=None, bias=None, mult=None, shift=None,

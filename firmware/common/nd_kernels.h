@@ -74,14 +74,6 @@ typedef struct {
     int32_t pstride, cstride;
 } nd_fmap_t;
 
-/* Per-channel requantisation of a doubled accumulator, proven exact for the layer by the generator: with
- * acc2 = 2 * acc, h = SMMULR(acc2, mult) is SaturatingRoundingDoublingHighMul(acc, mult), and
- * (h + (h >> 31) + round) >> rsh with round = 2^(rsh-1) + (out_offset << rsh) is RoundingDivideByPOT(h, rsh) plus the
- * output zero point. */
-typedef struct {
-    int32_t mult, round, rsh;
-} nd_rq_t;
-
 /* CONV_2D and DEPTHWISE_CONV_2D, explicit padding (PAD ops folded in by the generator). */
 typedef struct {
     nd_fmap_t in, out;
@@ -99,12 +91,9 @@ typedef struct {
     const int8_t *shift;   /* per output channel */
     /* fast kernels: the input offset folded into bias2 = 2 * (bias + in_offset * sum(w)), so padded taps read the
      * zero point, which then contributes (zp + in_offset) * w = 0, exactly as TFLM skipping them */
-    const int32_t *wq; /* ND_KERNEL_CONV_3X2, ND_KERNEL_DWCONV3X3_PAIRS: the packed stream (see nd_kernels_fast.h);
-                        * conv: K = kh*kw*in_c zero-padded to k4 */
+    const int32_t *wq; /* the fast kernel's packed stream (see nd_kernels_fast.h); conv: K = kh*kw*in_c zero-padded
+                        * to k4 */
     int32_t k4;
-    const int32_t *bias2; /* ND_KERNEL_DWCONV3X3_SMLA */
-    const nd_rq_t *rqo;
-    const int16_t *wdw; /* per block of 4 channels and per tap, (2w0,2w2,2w1,2w3) */
 } nd_conv_params_t;
 
 void nd_conv2d_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, void *scratch);

@@ -1,5 +1,8 @@
-/* nd_dw_pairs_s1_run on Cortex-M7 (ARMv7E-M, DSP extension): the stride-1 depthwise microkernel of nd_kernels_fast.h,
- * whose C twin in nd_kernels_dwconv.c defines the arithmetic.  One output row of every channel, two outputs per step:
+/* The depthwise microkernels of nd_kernels_fast.h on Cortex-M7 (ARMv7E-M, DSP extension); their C twins in
+ * nd_kernels_dwconv.c define the arithmetic.
+ *
+ * nd_dw_pairs_s1_run: the stride-1 depthwise microkernel,
+ * one output row of every channel, two outputs per step:
  * per kernel row, the four taps x0..x3 as two words (x0, x1), (x2, x3) and the weights as (w0, w1), (w1, w2):
  *   out0 += x0 w0 + x1 w1 (SMLAD) + w2 x2 (SMLATB),    out1 += w0 x1 (SMLABT) + x2 w1 + x3 w2 (SMLAD).
  * Registers in the loop: r0-r2 the channel's three ring rows, r3/r4 two tap pairs, r5/r6 two weight pairs, r7/r8 the
@@ -108,5 +111,105 @@ nd_dw_pairs_s1_run:
     add     sp, #FRAME
     pop     {r4-r11, pc}
     .size nd_dw_pairs_s1_run, . - nd_dw_pairs_s1_run
+
+/* nd_dw4_run on Cortex-M7: ND_KERNEL_DWCONV3X3_SMLA's microkernel (nd_kernels_fast.h; C twin in nd_kernels_dwconv.c),
+ * no table.  Per window, per block of four channels: the nine taps as words of four channels, each split by SXTB16
+ * into halfword pairs (c0, c2), (c1, c3) and multiplied lane by lane (SMLABB/SMLATT) with the stream's weight pairs.
+ * Registers: r0-r2 the window's three rows (at the block's channels), r3 the tap step, r4-r7 the accumulators, r8 a
+ * tap word (then its odd lanes), r9 its even lanes, r10/r11 a weight pair, r12 the stream, lr the output.  Per row
+ * the taps are read as 1, 2, then 0 with a post-increment, which leaves the row pointer on the next block. */
+    .equ D_WIN, 0
+    .equ D_ROW, 4
+    .equ D_PS, 8
+    .equ D_STEP, 12
+    .equ D_W, 16
+    .equ D_O, 20
+    .equ D_OSTEP, 24
+    .equ D_N, 28
+    .equ D_CHANNELS, 32
+/* frame */
+    .equ G_WIN, 0      /* the current window */
+    .equ G_ROW, 4
+    .equ G_PS, 8
+    .equ G_STEP, 12
+    .equ G_W, 16
+    .equ G_O, 20       /* the current window's output */
+    .equ G_OSTEP, 24
+    .equ G_N, 28       /* windows left */
+    .equ G_CHANNELS, 32
+    .equ G_OEND, 36    /* end of the current window's output */
+    .equ GFRAME, 40
+
+    .macro TAP4 addr:vararg
+    ldr     r8, \addr
+    ldrd    r10, r11, [r12], #8
+    sxtb16  r9, r8
+    sxtb16  r8, r8, ror #8
+    smlabb  r4, r9, r10, r4
+    smlatt  r6, r9, r10, r6
+    smlabb  r5, r8, r11, r5
+    smlatt  r7, r8, r11, r7
+    .endm
+
+    .macro OUT4 acc
+    ldm     r12!, {r8, r9, r10}
+    smmlar  r11, \acc, r8, r9
+    add.w   r11, r11, \acc, asr #31
+    asr.w   r11, r11, r10
+    ssat    r11, #8, r11
+    strb.w  r11, [lr], #1
+    .endm
+
+    .global nd_dw4_run
+    .type nd_dw4_run, %function
+    .thumb_func
+nd_dw4_run:
+    push    {r4-r11, lr}
+    sub     sp, #GFRAME
+    ldm     r0, {r1-r9}                 /* win, row, ps, step, w, o, o_step, n, channels */
+    stm     sp, {r1-r9}
+.Lwindow:
+    ldm     sp, {r0, r1, r3}            /* win, row, ps */
+    add     r2, r0, r1, lsl #1
+    add     r1, r0, r1
+    ldr     r12, [sp, #G_W]
+    ldr     lr, [sp, #G_O]
+    ldr     r4, [sp, #G_CHANNELS]
+    add     r4, lr, r4
+    str     r4, [sp, #G_OEND]
+.Lblock4:
+    ldm     r12!, {r4-r7}               /* bias2 */
+    TAP4    [r0, r3]
+    TAP4    [r0, r3, lsl #1]
+    TAP4    [r0], #4
+    TAP4    [r1, r3]
+    TAP4    [r1, r3, lsl #1]
+    TAP4    [r1], #4
+    TAP4    [r2, r3]
+    TAP4    [r2, r3, lsl #1]
+    TAP4    [r2], #4
+    OUT4    r4
+    OUT4    r5
+    OUT4    r6
+    OUT4    r7
+    ldr     r8, [sp, #G_OEND]
+    cmp     lr, r8
+    bne     .Lblock4
+    /* the next window */
+    ldr     r0, [sp, #G_WIN]
+    ldr     r1, [sp, #G_STEP]
+    add     r0, r0, r1
+    str     r0, [sp, #G_WIN]
+    ldr     r0, [sp, #G_O]
+    ldr     r1, [sp, #G_OSTEP]
+    add     r0, r0, r1
+    str     r0, [sp, #G_O]
+    ldr     r0, [sp, #G_N]
+    subs    r0, r0, #1
+    str     r0, [sp, #G_N]
+    bne     .Lwindow
+    add     sp, #GFRAME
+    pop     {r4-r11, pc}
+    .size nd_dw4_run, . - nd_dw4_run
 
 #endif

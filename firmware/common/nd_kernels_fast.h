@@ -163,15 +163,6 @@ static inline uint32_t nd_ld32(const int8_t *p)
     (memcpy(&(a), (const char *)(p) + (off), 4), memcpy(&(b), (const char *)(p) + (off) + 4, 4))
 #endif
 
-/* The requantisation of nd_rq_t: SMMULR(2 acc, m) = (2 acc m + 2^31) >> 32 equals (acc m + 2^30) >> 31, the high
- * multiply (m >= 0 cannot saturate); adding (h >> 31) = -(h < 0) and round + (out_offset << rsh) before the shift is
- * RoundingDivideByPOT plus the output offset (the generator has bounded every term so that nothing overflows). */
-static inline int32_t nd_requant_o(int32_t acc2, const nd_rq_t *q)
-{
-    const int32_t h = nd_smmulr(acc2, q->mult);
-    return nd_sat8((h + (h >> 31) + q->round) >> q->rsh);
-}
-
 /* The requantisation of nd_conv3x2_run (see there): {mult, round, rsh} at q, through the table lut (NULL: none). */
 static inline int8_t nd_requant_q(int32_t acc2, const int32_t *q, const uint8_t *lut)
 {
@@ -180,22 +171,6 @@ static inline int8_t nd_requant_q(int32_t acc2, const int32_t *q, const uint8_t 
         return (int8_t)lut[t < 0 ? 0 : t > 255 ? 255 : t];
     }
     return (int8_t)nd_sat8(t);
-}
-
-/* Four requantised outputs to int8: through the fused table when the op has one. */
-static inline void nd_store4(int8_t *o, const int8_t *lut, int32_t v0, int32_t v1, int32_t v2, int32_t v3)
-{
-    if (lut != NULL) {
-        o[0] = lut[v0 + 128];
-        o[1] = lut[v1 + 128];
-        o[2] = lut[v2 + 128];
-        o[3] = lut[v3 + 128];
-    } else {
-        o[0] = (int8_t)v0;
-        o[1] = (int8_t)v1;
-        o[2] = (int8_t)v2;
-        o[3] = (int8_t)v3;
-    }
 }
 
 /* nd_kernels_conv.c */
@@ -257,8 +232,30 @@ typedef struct {
 void nd_dw_pairs_s1_run(const nd_dw_pairs_args_t *a);
 void nd_dwconv3x3_pairs_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, void *scratch);
 int32_t nd_dwconv3x3_pairs_buffer_size(const nd_conv_params_t *p);
+
+/* ND_KERNEL_DWCONV3X3_SMLA: per block of 4 channels, ND_DW4_GROUP_WORDS words of the stream wq: the 4 channels' bias2,
+ * then per kernel row the taps 1, 2, 0 (that order), each as (2w c0, 2w c2), (2w c1, 2w c3), then {mult, round, rsh}
+ * of each channel (requantisation as nd_conv3x2_run's). */
+#define ND_DW4_GROUP_WORDS 34
 void nd_dwconv3x3_smla_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, void *scratch);
 int32_t nd_dwconv3x3_smla_buffer_size(const nd_conv_params_t *p);
+
+/* Its microkernel: n windows, the first's top-left tap at win (channel 0), rows `row` bytes apart, taps ps apart,
+ * windows step apart; every channel of window j to o + j * o_step (nd_kernels_dwconv_m7.S on Cortex-M7, without a
+ * table; C in nd_kernels_dwconv.c elsewhere). */
+typedef struct {
+    const int8_t *win;
+    int32_t row, ps, step;
+    const int32_t *w;
+    int8_t *o;
+    int32_t o_step;
+    int32_t n;
+    int32_t channels;
+    const uint8_t *lut;
+} nd_dw4_args_t;
+
+void nd_dw4_run(const nd_dw4_args_t *a);
+
 /* nd_kernels_eltwise.c */
 void nd_maxpool_rows_s8x4(const nd_pool_params_t *p, const int8_t *in, int ring_rows, int py0, int py1, int8_t *out);
 void nd_add_smmulr_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);

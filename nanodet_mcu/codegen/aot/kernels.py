@@ -97,9 +97,6 @@ class Conv(CStruct):
     shift: Const | None = None
     wq: Const | None = None
     k4: int | None = None
-    bias2: Const | None = None
-    rqo: Const | None = None
-    wdw: Const | None = None
 
 
 @dataclass(frozen=True)

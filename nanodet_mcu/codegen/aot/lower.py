@@ -560,15 +560,20 @@ class Lowering:
                                        shift=None, wq=self.const("int32_t", block.reshape(-1), "wq"))
         if out_c % 4:
             return None
-        doubled = self._doubled_requant(w9.T, bias, ref.in_offset, ref.out_offset, mult, shift)
+        table = 128 if ref.lut is not None else 0
+        doubled = self._doubled_requant(w9.T, bias, ref.in_offset, ref.out_offset + table, mult, shift)
         if doubled is None:
             return None
-        # per block of 4 channels and per tap: (2w0, 2w2, 2w1, 2w3), the SXTB16 lane order
-        w4 = (2 * w9).reshape(9, out_c // 4, 4)[:, :, [0, 2, 1, 3]].transpose(1, 0, 2).reshape(-1)
-        bias2, rqo = doubled
+        bias2, rq = doubled
+        # per block of 4 channels: bias2; per kernel row the taps 1, 2, 0, each (2w0, 2w2), (2w1, 2w3) (the SXTB16
+        # lane order); the requantisation constants
+        taps = (2 * w9).reshape(3, 3, out_c // 4, 4)[:, [1, 2, 0]][..., [0, 2, 1, 3]]  # (row, tap, block, lane)
+        pairs = (taps[..., 0::2] & 0xFFFF) | ((taps[..., 1::2] & 0xFFFF) << 16)  # (row, tap, block, 2)
+        weights = pairs.transpose(2, 0, 1, 3).reshape(out_c // 4, 18)
+        weights = (weights + (1 << 31)) % (1 << 32) - (1 << 31)
+        block = np.concatenate([bias2.reshape(-1, 4), weights, rq.reshape(-1, 12)], axis=1).astype(np.int32)
         return dataclasses.replace(ref, kernel=kernels.DWCONV3X3_SMLA, weights=None, bias=None, mult=None, shift=None,
-                                   bias2=self.const("int32_t", bias2, "b2"), rqo=self.const("nd_rq_t", rqo, "rq"),
-                                   wdw=self.const("int16_t", w4, "wdw"))
+                                   wq=self.const("int32_t", block.reshape(-1), "wq"))
 
     @staticmethod
     def _doubled_requant(wk, bias, in_offset, out_offset, mult, shift):

@@ -15,10 +15,11 @@ static int nd_conv_direct(const nd_conv_params_t *p)
     return p->kh == 1 && p->kw == 1 && p->pad_t == 0 && p->pad_l == 0 && p->k4 == p->in.c;
 }
 
-/* scratch: the extended triple (3 * k4 halfwords), then the patches unless the conv reads its input in place */
+/* scratch: the extended triple (3 * k4 halfwords), then, unless the conv reads its input in place, the patches of
+ * border pixels and a tail word per pixel (see nd_conv_rows_direct) */
 int32_t nd_conv2d_3x2_buffer_size(const nd_conv_params_t *p)
 {
-    return 6 * p->k4 + (nd_conv_direct(p) ? 0 : 3 * ND_CONV3X2_PATCH_TRIPLES * p->k4);
+    return 6 * p->k4 + (nd_conv_direct(p) ? 0 : 3 * ND_CONV3X2_PATCH_TRIPLES * (p->k4 + 4));
 }
 
 /* the copies here are a few bytes: GCC's memcpy/memset idiom calls would cost more than the copies */
@@ -78,27 +79,63 @@ ND_NO_LIBCALLS static void nd_patches(const nd_conv_params_t *p, const int8_t *i
     }
 }
 
-/* n pixels, x_step input and o_step output bytes apart: the whole triples in one run, then each pixel left over as a
- * triple of itself (steps 0: it is computed three times and written three times to the same place). */
-static void nd_conv3x2_pixels(nd_conv3x2_args_t *a, const int8_t *x, int32_t x_step, int8_t *o, int32_t o_step,
+/* n pixels whose inputs are `count` segments (pixel j's words of segment s at s.x + j * s.step), outputs o_step bytes
+ * apart: the whole triples in one run, then each pixel left over as a triple of itself (steps 0: it is computed three
+ * times and written three times to the same place). */
+static void nd_conv3x2_pixels(nd_conv3x2_args_t *a, const nd_conv3x2_seg_t *seg, int count, int8_t *o, int32_t o_step,
                               int32_t n)
 {
-    a->x = x;
-    a->x_step = x_step;
-    a->o = o;
-    a->o_step = o_step;
-    a->n = n / 3;
+    nd_conv3x2_seg_t run[ND_CONV3X2_MAX_SEGMENTS];
+    a->segs = run, a->segs_end = run + count;
+    a->o = o, a->o_step = o_step, a->n = n / 3;
     if (a->n > 0) {
+        memcpy(run, seg, (size_t)count * sizeof run[0]);
         nd_conv3x2_run(a);
     }
     for (int32_t j = n - n % 3; j < n; ++j) {
-        a->x = x + j * x_step;
-        a->x_step = 0;
-        a->o = o + j * o_step;
-        a->o_step = 0;
-        a->n = 1;
+        for (int s = 0; s < count; ++s) {
+            run[s].x = seg[s].x + j * seg[s].step, run[s].step = 0, run[s].words = seg[s].words;
+        }
+        a->o = o + j * o_step, a->o_step = 0, a->n = 1;
         nd_conv3x2_run(a);
     }
+}
+
+/* An unpadded window in a dense map reads straight from it: the kh kernel rows' whole words as kh segments, and
+ * their remaining bytes (at most one word of them) as a word per pixel in `tails`, the last segment. */
+static int nd_conv_rows_direct(const nd_conv_params_t *p)
+{
+    const int n = p->kw * p->in.c;
+    return p->in.pstride == p->in.c && p->dw == 1 && p->kh * (n % 4) <= 4 && p->kh < ND_CONV3X2_MAX_SEGMENTS;
+}
+
+/* Pixels [ox0, ox0 + n) of output row oy whose windows lie inside the map, through nd_conv_rows_direct's segments. */
+static void nd_conv3x2_window_run(nd_conv3x2_args_t *a, const nd_conv_params_t *p, const int8_t *in, int oy, int ox0,
+                                  int n, int8_t *o, uint32_t *tails)
+{
+    nd_conv3x2_seg_t seg[ND_CONV3X2_MAX_SEGMENTS];
+    const int in_c = p->in.c, row_n = p->kw * in_c, nw = row_n / 4, nt = row_n % 4;
+    const int32_t step = p->sw * in_c, row_step = (int32_t)p->dh * p->in.w * in_c;
+    const int8_t *x = in + ((int32_t)(oy * p->sh - p->pad_t) * p->in.w + ox0 * p->sw - p->pad_l) * in_c;
+    int count = 0;
+    for (int ky = 0; ky < p->kh && nw > 0; ++ky) {
+        seg[count].x = x + ky * row_step, seg[count].step = step, seg[count].words = nw;
+        ++count;
+    }
+    if (nt > 0) {
+        for (int j = 0; j < n; ++j) {
+            uint32_t v = 0;
+            for (int ky = 0; ky < p->kh; ++ky) {
+                for (int t = 0; t < nt; ++t) {
+                    v |= (uint32_t)(uint8_t)x[j * step + ky * row_step + 4 * nw + t] << (8 * (ky * nt + t));
+                }
+            }
+            tails[j] = v;
+        }
+        seg[count].x = (const int8_t *)tails, seg[count].step = 4, seg[count].words = 1;
+        ++count;
+    }
+    nd_conv3x2_pixels(a, seg, count, o, p->out.pstride, n);
 }
 
 void nd_conv2d_rows_3x2_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, int oy0, int oy1, int ring_rows,
@@ -113,25 +150,41 @@ void nd_conv2d_rows_3x2_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *
     a.cstride = p->out.cstride;
     const int32_t ips = p->in.pstride, ops = p->out.pstride, out_row = p->out.w * ops;
     if (nd_conv_direct(p)) {
+        nd_conv3x2_seg_t seg = {in + (int32_t)oy0 * p->in.w * ips, ips, p->k4 / 4};
         if (p->sh == 1 && p->sw == 1 && ring_rows == p->out.h) {
             /* rows follow each other in both maps: one run over every pixel */
-            nd_conv3x2_pixels(&a, in + (int32_t)oy0 * p->in.w * ips, ips, out + (int32_t)oy0 * out_row, ops,
-                              (int32_t)(oy1 - oy0) * p->out.w);
+            nd_conv3x2_pixels(&a, &seg, 1, out + (int32_t)oy0 * out_row, ops, (int32_t)(oy1 - oy0) * p->out.w);
             return;
         }
         for (int oy = oy0; oy < oy1; ++oy) {
-            nd_conv3x2_pixels(&a, in + (int32_t)oy * p->sh * p->in.w * ips, p->sw * ips,
-                              out + (int32_t)(oy % ring_rows) * out_row, ops, p->out.w);
+            seg.x = in + (int32_t)oy * p->sh * p->in.w * ips, seg.step = p->sw * ips;
+            nd_conv3x2_pixels(&a, &seg, 1, out + (int32_t)(oy % ring_rows) * out_row, ops, p->out.w);
         }
         return;
     }
     int8_t *patches = (int8_t *)scratch + 6 * p->k4;
+    uint32_t *tails = (uint32_t *)(void *)(patches + 3 * ND_CONV3X2_PATCH_TRIPLES * p->k4);
+    const int chunk = 3 * ND_CONV3X2_PATCH_TRIPLES, direct = nd_conv_rows_direct(p);
+    /* output columns whose windows lie inside the map horizontally: [x_lo, x_hi) */
+    const int span = p->in.w - p->kw + p->pad_l, x_lo = (p->pad_l + p->sw - 1) / p->sw;
+    const int x_hi = span < 0 ? 0 : span / p->sw + 1 < p->out.w ? span / p->sw + 1 : p->out.w;
     for (int oy = oy0; oy < oy1; ++oy) {
         int8_t *o = out + (int32_t)(oy % ring_rows) * out_row;
-        for (int ox0 = 0; ox0 < p->out.w; ox0 += 3 * ND_CONV3X2_PATCH_TRIPLES) {
-            const int n = p->out.w - ox0 < 3 * ND_CONV3X2_PATCH_TRIPLES ? p->out.w - ox0 : 3 * ND_CONV3X2_PATCH_TRIPLES;
+        const int iy0 = oy * p->sh - p->pad_t;
+        const int rows_in = direct && iy0 >= 0 && iy0 + (p->kh - 1) * p->dh < p->in.h && x_lo < x_hi;
+        for (int ox0 = 0; ox0 < p->out.w;) {
+            if (rows_in && ox0 >= x_lo && ox0 < x_hi) {
+                const int n = x_hi - ox0 < chunk ? x_hi - ox0 : chunk;
+                nd_conv3x2_window_run(&a, p, in, oy, ox0, n, o + (int32_t)ox0 * ops, tails);
+                ox0 += n;
+                continue;
+            }
+            const int end = rows_in && ox0 < x_lo ? x_lo : p->out.w;
+            const int n = end - ox0 < chunk ? end - ox0 : chunk;
             nd_patches(p, in, oy, ox0, n, patches);
-            nd_conv3x2_pixels(&a, patches, p->k4, o + (int32_t)ox0 * ops, ops, n);
+            const nd_conv3x2_seg_t seg = {patches, p->k4, p->k4 / 4};
+            nd_conv3x2_pixels(&a, &seg, 1, o + (int32_t)ox0 * ops, ops, n);
+            ox0 += n;
         }
     }
 }
@@ -152,15 +205,17 @@ static inline int32_t nd_conv3x2_out(int32_t acc, const int32_t *q, const uint8_
 
 void nd_conv3x2_run(const nd_conv3x2_args_t *a)
 {
-    const int32_t k4 = a->k4, cs = a->cstride, xs = a->x_step, os = a->o_step;
+    const int32_t k4 = a->k4, cs = a->cstride, os = a->o_step;
     for (int32_t t = 0; t < a->n; ++t) {
-        const int8_t *x = a->x + 3 * t * xs;
         uint32_t *xe = a->xe;
-        for (int32_t k = 0; k < k4; k += 4, xe += 6) {
-            for (int j = 0; j < 3; ++j) {
-                const uint32_t v = nd_ld32(x + j * xs + k);
-                xe[j] = nd_sxtb16(v);
-                xe[3 + j] = nd_sxtb16_ror8(v);
+        for (const nd_conv3x2_seg_t *s = a->segs; s < a->segs_end; ++s) {
+            const int8_t *x = s->x + 3 * t * s->step;
+            for (int32_t k = 0; k < 4 * s->words; k += 4, xe += 6) {
+                for (int j = 0; j < 3; ++j) {
+                    const uint32_t v = nd_ld32(x + j * s->step + k);
+                    xe[j] = nd_sxtb16(v);
+                    xe[3 + j] = nd_sxtb16_ror8(v);
+                }
             }
         }
         int8_t *o = a->o + 3 * t * os;

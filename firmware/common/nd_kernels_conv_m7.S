@@ -3,8 +3,8 @@
  * needs all 14 general registers (six accumulators, three pixels' inputs, two weights, two pointers and the loop end)
  * and GCC spills when it allocates them itself.
  *
- * Per pixel triple: the k4 input bytes of each pixel are sign-extended into xe, six words per 4 taps (SXTB16 of the
- * three pixels' words, then of the words rotated by 8: taps (t, t+2), then (t+1, t+3)).  Then per block of two
+ * Per pixel triple: the k4 input bytes of each pixel (from the input segments) are sign-extended into xe, six words
+ * per 4 taps (SXTB16 of the three pixels' words, then of the words rotated by 8: taps (t, t+2), then (t+1, t+3)).  Then per block of two
  * output channels:
  *   r0-r5   accumulators (pixel 0 channel c, c+1, pixel 1 c, c+1, pixel 2 c, c+1), loaded from the stream's bias
  *   r6      xe pointer            r7  stream pointer (bias, weights, requantisation constants, in that order)
@@ -26,8 +26,8 @@
     .text
 
 /* nd_conv3x2_args_t field offsets */
-    .equ A_X, 0
-    .equ A_XSTEP, 4
+    .equ A_SEGS, 0
+    .equ A_SEGS_END, 4
     .equ A_O, 8
     .equ A_OSTEP, 12
     .equ A_N, 16
@@ -48,8 +48,8 @@
     .equ F_MAC, 24     /* entry into the unrolled MAC body (Thumb address) */
     .equ F_REQ, 28     /* requantisation variant (Thumb address) */
     .equ F_W, 32
-    .equ F_X, 36       /* input of the current triple */
-    .equ F_XSTEP, 40   /* F_X, F_XSTEP: one LDRD */
+    .equ F_SEGS, 36    /* the input segments (their x advanced as triples are done) */
+    .equ F_SEGS_END, 40
     .equ F_N, 44       /* triples left */
     .equ F_OTRIPLE, 48 /* output of the current triple */
     .equ FRAME, 60
@@ -109,8 +109,8 @@
 nd_conv3x2_run:
     push    {r4-r11, lr}
     sub     sp, #FRAME
-    ldrd    r2, r3, [r0, #A_X]
-    strd    r2, r3, [sp, #F_X]
+    ldrd    r2, r3, [r0, #A_SEGS]
+    strd    r2, r3, [sp, #F_SEGS]
     ldrd    r2, r3, [r0, #A_O]
     str     r2, [sp, #F_OTRIPLE]
     str     r3, [sp, #F_OSTEP]
@@ -147,21 +147,31 @@ nd_conv3x2_run:
     str     r1, [sp, #F_REQ]
 
 .Ltriple:
-    /* extend the triple's inputs: per 4 taps, the three pixels' words as (t, t+2) pairs, then (t+1, t+3) pairs */
-    ldrd    r6, r7, [sp, #F_X]
-    ldrd    r8, r12, [sp, #F_XE]
+    /* extend the triple's inputs, segment by segment: per word of 4 taps, the three pixels' words as (t, t+2) pairs,
+     * then (t+1, t+3) pairs */
+    ldr     r8, [sp, #F_XE]
+    ldr     r9, [sp, #F_SEGS]
+.Lsegment:
+    ldm     r9, {r6, r7, r12}           /* x, step, words */
+    add     r10, r7, r7, lsl #1
+    add     r10, r6, r10
+    str     r10, [r9], #12              /* the next triple's x */
+    add     r12, r6, r12, lsl #2        /* the end of pixel 0's words */
 1:  ldr     r10, [r6, r7]
     ldr     r11, [r6, r7, lsl #1]
-    ldr     r9, [r6], #4
-    sxtb16  r0, r9
+    ldr     lr, [r6], #4
+    sxtb16  r0, lr
     sxtb16  r1, r10
     sxtb16  r2, r11
-    sxtb16  r3, r9, ror #8
+    sxtb16  r3, lr, ror #8
     sxtb16  r4, r10, ror #8
     sxtb16  r5, r11, ror #8
     stm     r8!, {r0-r5}
-    cmp     r8, r12
+    cmp     r6, r12
     bne     1b
+    ldr     r10, [sp, #F_SEGS_END]
+    cmp     r9, r10
+    bne     .Lsegment
     ldr     r0, [sp, #F_OTRIPLE]
     str     r0, [sp, #F_O]
     ldr     r7, [sp, #F_W]
@@ -195,10 +205,6 @@ nd_conv3x2_run:
     REQUANT OUT_SAT, 2
 
 .Ltriple_end:
-    ldrd    r0, r1, [sp, #F_X]
-    add     r1, r1, r1, lsl #1
-    add     r0, r0, r1
-    str     r0, [sp, #F_X]
     ldr     r0, [sp, #F_OTRIPLE]
     ldr     r1, [sp, #F_OSTEP]
     add     r1, r1, r1, lsl #1

@@ -178,8 +178,9 @@ void nd_conv2d_rows_3x2_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *
                            void *scratch);
 int32_t nd_conv2d_3x2_buffer_size(const nd_conv_params_t *p);
 
-/* The conv microkernel: a run of n output pixel triples.  Pixel j (0 <= j < 3n) reads k4 input bytes at
- * x + j * x_step and writes its out_c channels at o + j * o_step + c * cstride.  Per triple the inputs are
+/* The conv microkernel: a run of n output pixel triples.  Pixel j (0 <= j < 3n) reads its k4 input bytes from the
+ * segments in order, segment s giving s.words words at s.x + j * s.step (the microkernel advances each s.x by three
+ * steps per triple: a table is good for one call), and writes its out_c channels at o + j * o_step + c * cstride.  Per triple the inputs are
  * sign-extended once into xe (per pair of taps, the three pixels' halfword pairs side by side); then, for every
  * block of two output channels, six accumulators start from the bias and take one SMLAD per pixel, channel and pair
  * of taps, and are requantised.  nd_kernels_conv_m7.S on Cortex-M7, C in nd_kernels_conv.c elsewhere.
@@ -195,7 +196,11 @@ int32_t nd_conv2d_3x2_buffer_size(const nd_conv_params_t *p);
  * high product for mult >= 0.  Then USAT to [0, 255] and the table, or SSAT to int8. */
 typedef struct {
     const int8_t *x;
-    int32_t x_step;
+    int32_t step, words;
+} nd_conv3x2_seg_t;
+
+typedef struct {
+    nd_conv3x2_seg_t *segs, *segs_end;
     int8_t *o;
     int32_t o_step;
     int32_t n;
@@ -207,6 +212,7 @@ typedef struct {
 } nd_conv3x2_args_t;
 
 #define ND_CONV3X2_BLOCK_WORDS(k4) (12 + (k4))
+#define ND_CONV3X2_MAX_SEGMENTS 4 /* kernel rows read straight from the map (up to 3), plus one of their tails */
 
 void nd_conv3x2_run(const nd_conv3x2_args_t *a);
 /* nd_kernels_dwconv.c; ND_KERNEL_DWCONV3X3_PAIRS (stride 1): per channel c, ND_DW_PAIRS_WORDS words of its stream wq:

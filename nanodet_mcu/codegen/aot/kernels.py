@@ -195,7 +195,7 @@ def patch_order(kh: int, n: int) -> np.ndarray:
 def conv_scratch(p: Conv) -> int:
     """nd_conv2d_s8_get_buffer_size (and nd_dwconv_s8_get_buffer_size)."""
     if p.kernel == CONV_3X2:
-        return 6 * p.k4 + (0 if conv_direct(p, p.k4) else 3 * CONV3X2_PATCH_TRIPLES * p.k4)
+        return 6 * p.k4 + (0 if conv_direct(p, p.k4) else 3 * CONV3X2_PATCH_TRIPLES * (p.k4 + 4))
     if p.kernel == DWCONV3X3_SMLA:
         return 9 * p.out.c
     if p.kernel == DWCONV3X3_PAIRS:  # four channel-planar rows of halfwords (nd_dw_pairs_row)

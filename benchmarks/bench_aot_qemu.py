@@ -6,10 +6,11 @@ SysTick: one tick = 40 emulated instructions; the stack below main painted befor
 it on the example image, checks the outputs against tflite-micro on the host, and prints the per-step table
 (op, shape, MACs, instructions, instructions/MAC), the totals by op kind, and the memory figures.  With
 --tflm-include/--tflm-lib (the TFLM of `generate --engine tflm`), the same model also runs through the TFLM glue of
-the generated projects, and the ratio of the two instruction counts is printed.
+the generated projects, and the ratio of the two instruction counts is printed.  Each model also runs with int8 conv
+weights (generate --weights-format int8: less flash, more instructions) unless --weights-format says otherwise.
 
     .venv/bin/python benchmarks/bench_aot_qemu.py [--model PATH ...] [--image PATH] [--keep DIR]
-        [--tflm-include DIR ... --tflm-lib LIB]
+        [--weights-format int16|int8 ...] [--tflm-include DIR ... --tflm-lib LIB]
 """
 from __future__ import annotations
 
@@ -30,90 +31,6 @@ from nanodet_mcu import model_info, preprocess  # noqa: E402
 from nanodet_mcu.codegen import c_array, generate  # noqa: E402
 from nanodet_mcu.codegen.aot import emit_c, qemu  # noqa: E402
 from nanodet_mcu.runners import TflmRunner  # noqa: E402
-
-MAIN = r"""
-#include <stdio.h>
-#include <string.h>
-#include "nd_board.h"
-#include ENGINE_HEADER
-
-extern const int8_t bench_input[320 * 320 * 3];
-extern uint32_t __heap_limit__[]; /* the lowest address the stack may reach (mps2_an500.ld) */
-extern uint32_t __stack_top__[];
-#ifdef ND_PROFILE
-static uint32_t step_ticks[ND_MODEL_NUM_STEPS];
-static int current = -1;
-static uint32_t last;
-void nd_profile_op(int i)
-{
-    uint32_t now = nd_board_timer_now();
-    if (current >= 0) step_ticks[current] += now - last;
-    current = i;
-    last = nd_board_timer_now();
-}
-#endif
-
-#define PAINT 0xA5A5A5A5u
-static uintptr_t stack_pointer(void)
-{
-    uintptr_t sp;
-    __asm__ volatile("mov %0, sp" : "=r"(sp));
-    return sp;
-}
-
-static void put(const char *s) { nd_board_uart_write((const uint8_t *)s, strlen(s)); }
-
-int main(void)
-{
-    char line[160];
-    nd_board_init();
-    int rc = ENGINE_INIT;
-    if (rc == 0) memcpy(ENGINE_INPUT, bench_input, sizeof bench_input);
-    /* paint the stack below this frame (less a margin for the calls that paint), run, find the deepest write */
-    for (uint32_t *p = __heap_limit__; (uintptr_t)p < stack_pointer() - 256u; ++p) *p = PAINT;
-    const uintptr_t sp_at_call = stack_pointer();
-    uint32_t t0 = nd_board_timer_now();
-    if (rc == 0) rc = ENGINE_RUN;
-    uint32_t t1 = nd_board_timer_now();
-    const uint32_t *low = __heap_limit__;
-    while (*low == PAINT) ++low;
-    uint32_t h = 2166136261u; /* FNV-1a of scores then boxes: the host checks it against tflite-micro */
-    if (rc == 0) {
-        const int8_t *s = ENGINE_SCORES, *b = ENGINE_BOXES;
-        for (int i = 0; i < 8000; ++i) h = (h ^ (uint8_t)s[i]) * 16777619u;
-        for (int i = 0; i < 3200; ++i) h = (h ^ (uint8_t)b[i]) * 16777619u;
-    }
-#ifdef ND_PROFILE
-    for (int i = 0; i < ND_MODEL_NUM_STEPS; ++i) {
-        snprintf(line, sizeof line, "STEP %d %s %lu %lu\n", i, nd_model_step_labels[i],
-                 (unsigned long)nd_model_step_macs[i], (unsigned long)step_ticks[i]);
-        put(line);
-    }
-#endif
-    snprintf(line, sizeof line, "ARENA %lu\n", (unsigned long)ENGINE_ARENA);
-    put(line);
-    snprintf(line, sizeof line, "STACK %lu %lu\n", (unsigned long)(sp_at_call - (uintptr_t)low),
-             (unsigned long)((uintptr_t)__stack_top__ - (uintptr_t)low));
-    put(line);
-    snprintf(line, sizeof line, "TOTAL %lu HASH %08lx RC %d\n", (unsigned long)(t1 - t0), (unsigned long)h, rc);
-    put(line);
-    return 0;
-}
-"""
-
-# The two engines behind MAIN: the AOT model's own API, and nd_engine.h (TFLM glue of the generated projects).
-AOT_API = {"ENGINE_HEADER": '"nd_model.h"', "ENGINE_INIT": "(nd_model_check() >= 0 ? -2 : 0)",
-           "ENGINE_INPUT": "nd_model_input(arena)", "ENGINE_RUN": "nd_model_run(arena)",
-           "ENGINE_SCORES": "nd_model_scores(arena)", "ENGINE_BOXES": "nd_model_boxes(arena)",
-           "ENGINE_ARENA": "ND_MODEL_ARENA_BYTES"}
-TFLM_API = {"ENGINE_HEADER": '"nd_engine.h"', "ENGINE_INIT": "nd_engine_init()", "ENGINE_INPUT": "nd_engine_input()",
-            "ENGINE_RUN": "nd_engine_invoke()", "ENGINE_SCORES": "nd_engine_scores()",
-            "ENGINE_BOXES": "nd_engine_boxes()", "ENGINE_ARENA": "nd_engine_arena_bytes()"}
-
-
-def main_c(api: dict[str, str], arena_decl: str = "") -> str:
-    defines = "".join(f"#define {k} {v}\n" for k, v in api.items())
-    return defines + MAIN.replace("extern const int8_t bench_input", arena_decl + "extern const int8_t bench_input")
 
 
 def fnv1a(data: bytes) -> int:
@@ -158,16 +75,16 @@ def _inputs(info: model_info.ModelInfo, image: Path, out: Path) -> int:
     return fnv1a(scores.astype(np.int8).tobytes() + boxes.astype(np.int8).tobytes())
 
 
-def bench_aot(model: Path, image: Path, out: Path) -> dict:
+def bench_aot(model: Path, image: Path, out: Path, weights_format: str = "int16") -> dict:
     info = model_info.load(model)
-    result = emit_c(info, out)
+    result = emit_c(info, out, weights_format=weights_format)
     want = _inputs(info, image, out)
     arena = "static uint8_t arena[ND_MODEL_ARENA_BYTES] __attribute__((aligned(16)));\n"
-    (out / "bench_main.c").write_text(main_c(AOT_API, arena))
+    (out / "bench_main.c").write_text(qemu.main_c(qemu.AOT_API, arena))
     elf = qemu.build_elf(out, [out / "nd_model.c", out / "bench_main.c", out / "bench_input.c"], out / "bench.elf",
                          defines=("ND_PROFILE",))
     r = _run(elf, want, model.name)
-    r.update(scratch=result.scratch_bytes, flash_constants=result.flash_bytes)
+    r.update(scratch=result.scratch_bytes, flash_constants=result.flash_bytes, weights=weights_format)
     return r
 
 
@@ -178,7 +95,7 @@ def bench_tflm(model: Path, image: Path, out: Path, include: list[str], lib: str
     generate.generate("mps2-an500", model, engine="tflm", out_dir=project, force=True, tflm_include=include,
                       tflm_lib=lib, log=lambda msg: None)
     want = _inputs(info, image, out)
-    (out / "bench_main.c").write_text(main_c(TFLM_API))
+    (out / "bench_main.c").write_text(qemu.main_c(qemu.TFLM_API))
     defines = ["TF_LITE_STATIC_MEMORY"]
     nm = subprocess.run(["arm-none-eabi-nm", "--defined-only", lib], capture_output=True, text=True).stdout
     if not re.search(r" T MicroPrintf\b", nm):  # a release build: the glue must not reference it either
@@ -192,7 +109,7 @@ def bench_tflm(model: Path, image: Path, out: Path, include: list[str], lib: str
 
 
 def print_aot(r: dict) -> None:
-    print(f"\n== {r['name']}: AOT engine, per step ==")
+    print(f"\n== {r['name']}: AOT engine ({r['weights']} conv weights), per step ==")
     print(f"{'step':>4} {'op':34} {'MACs':>10} {'instructions':>13} {'instr/MAC':>9}")
     for i, label, macs, instr in r["steps"]:
         print(f"{i:4d} {label:34} {macs:10d} {instr:13d} {instr / macs if macs else 0:9.2f}")
@@ -220,6 +137,8 @@ def main() -> int:
     ap.add_argument("--model", action="append", help="int8 NanoDet .tflite (repeatable; default: NXP's model)")
     ap.add_argument("--image", default=str(ROOT.parent / "shared/images/example_input.jpg"))
     ap.add_argument("--keep", help="build in this directory and keep it")
+    ap.add_argument("--weights-format", nargs="+", default=["int16", "int8"], choices=["int16", "int8"],
+                    help="conv weights of the AOT engine to measure (the per-step table is the first's)")
     ap.add_argument("--tflm-include", nargs="+", default=[], metavar="DIR",
                     help="also run TFLM (as `generate --engine tflm`): its include directories")
     ap.add_argument("--tflm-lib", metavar="LIB", help="the TFLM static library for Cortex-M7 (with CMSIS-NN)")
@@ -237,9 +156,15 @@ def main() -> int:
         for k, model in enumerate(models):
             out = base / f"m{k}-aot"
             out.mkdir(parents=True, exist_ok=True)
-            r = bench_aot(model, Path(args.image), out)
+            r = bench_aot(model, Path(args.image), out, args.weights_format[0])
             print_aot(r)
             ok &= r["identical"]
+            for fmt in args.weights_format[1:]:
+                w = bench_aot(model, Path(args.image), base / f"m{k}-aot-{fmt}", fmt)
+                print(f"with {fmt} conv weights: {w['instructions']:,} instructions per inference, "
+                      f"{w['flash_constants']:,} B of model constants, .text+.rodata {w['flash_elf']:,} B; outputs "
+                      f"{'identical' if w['identical'] else 'DIFFERENT'}")
+                ok &= w["identical"]
             if args.tflm_lib:
                 t = bench_tflm(model, Path(args.image), base / f"m{k}-tflm", args.tflm_include, args.tflm_lib)
                 print(f"TFLM ({Path(args.tflm_lib).parent.name}/{Path(args.tflm_lib).name}): "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import subprocess
 import zlib
@@ -22,9 +23,13 @@ from tests.conftest import cortex_m7_flags, require_tool
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 KERNEL_CASES = [n for n in aot_models.case_names() if not n.startswith("unsupported_")]
-# Every gate runs on both kernel builds: the normal one (fast kernels where the generator chose them) and
-# ND_KERNELS_REFERENCE_ONLY (every op on nd_kernels_ref.c).
-BUILDS = {"fast": (), "reference": (REFERENCE_ONLY_FLAG,)}
+# Every gate runs on each kernel build: the normal one (fast kernels where the generator chose them), the same with
+# int8 conv weights (emit_c(weights_format="int8")), and ND_KERNELS_REFERENCE_ONLY (every op on nd_kernels_ref.c).
+BUILDS = {"fast": (), "int8-weights": (), "reference": (REFERENCE_ONLY_FLAG,)}
+
+
+def _weights(build: str) -> str:
+    return "int8" if build == "int8-weights" else "int16"
 
 
 def _tflm_outputs(interp, xs, n_out):
@@ -40,7 +45,8 @@ def test_kernel_matches_tflm(case, build):
     from tflite_micro.python.tflite_micro import runtime
 
     info = model_info.load(aot_models.build(case))
-    model = HostModel(info, reference_only=build == "reference")  # also checks the scratch plan (nd_model_check)
+    model = HostModel(info, reference_only=build == "reference",  # also checks the scratch plan (nd_model_check)
+                      weights_format=_weights(build))
     interp = runtime.Interpreter.from_bytes(info.data)
     rng = np.random.default_rng(zlib.crc32(case.encode()))  # per case, and the same in every run
     trials = [[rng.integers(-128, 128, t.shape).astype(np.int8) for t in info.inputs] for _ in range(3)]
@@ -115,7 +121,8 @@ def test_whole_models_match_tflm(request, nxp_model_path, example_image, val_ima
 
     for path in _model_paths(request, nxp_model_path):
         info = model_info.load(path)
-        ref, aot = TflmRunner(info), HostModel(info, nanodet=True, reference_only=build == "reference")
+        ref = TflmRunner(info)
+        aot = HostModel(info, nanodet=True, reference_only=build == "reference", weights_format=_weights(build))
         lay = model_info.nanodet_layout(info)
         for p, x in _inputs(info, [example_image, *val_images[:50]]):
             got = aot.run([x])
@@ -149,17 +156,23 @@ int main(int argc, char **argv)
 
 @pytest.fixture(scope="module")
 def nxp_emitted(nxp_model_path, tmp_path_factory):
-    out = tmp_path_factory.mktemp("aot_nxp")
-    info = model_info.load(nxp_model_path)
-    result = emit_c(info, out)
-    return info, out, result
+    """emitted(build) -> (info, directory, AotResult) of NXP's model, emitted once per weights format."""
+    info, done = model_info.load(nxp_model_path), {}
+
+    def emitted(build: str = "fast"):
+        weights = _weights(build)
+        if weights not in done:
+            out = tmp_path_factory.mktemp(f"aot_nxp_{weights}")
+            done[weights] = (info, out, emit_c(info, out, weights_format=weights))
+        return done[weights]
+    return emitted
 
 
 @pytest.mark.parametrize("build", BUILDS)
 def test_emitted_c_runs_clean_under_sanitizers(nxp_emitted, example_image, tmp_path, build):
     from nanodet_mcu.runners import TflmRunner
 
-    info, out, _ = nxp_emitted
+    info, out, _ = nxp_emitted(build)
     (tmp_path / "driver.c").write_text(_DRIVER)
     exe = tmp_path / "model_san"
     cmd = [os.environ.get("CC", "cc"), "-std=c99", "-D_ISOC11_SOURCE", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
@@ -181,7 +194,7 @@ def test_emitted_c_runs_clean_under_sanitizers(nxp_emitted, example_image, tmp_p
 @pytest.mark.parametrize("profile", [False, True])
 def test_emitted_c_cross_compiles_for_cortex_m7(nxp_emitted, tmp_path, profile, build):
     cc = require_tool("arm-none-eabi-gcc")
-    _, out, _ = nxp_emitted
+    _, out, _ = nxp_emitted(build)
     flags = [*cortex_m7_flags(), "-std=c99", "-Wall", "-Wextra", "-Werror", *BUILDS[build], f"-I{out}",
              f"-I{KERNELS_DIR}"] + (["-DND_PROFILE"] if profile else [])
     for src in [out / "nd_model.c", *kernel_sources(arm=True)]:
@@ -190,7 +203,7 @@ def test_emitted_c_cross_compiles_for_cortex_m7(nxp_emitted, tmp_path, profile, 
 
 
 def test_arena_is_far_below_tflm(nxp_emitted):
-    info, _, result = nxp_emitted
+    info, _, result = nxp_emitted()
     assert result.arena_bytes < model_info.tflm_arena_bytes(info.data)
     assert result.arena_bytes % 16 == 0
 
@@ -276,7 +289,7 @@ def test_kernels_on_cortex_m7_match_tflm(build, tmp_path_factory):
     for case in KERNEL_CASES:
         info = model_info.load(aot_models.build(case))
         out = tmp_path_factory.mktemp(f"m7_{case}_{build}")
-        emit_any(info, out)
+        emit_any(info, out, weights_format=_weights(build))
         rng = np.random.default_rng(zlib.crc32(case.encode()))
         trials = [[rng.integers(-128, 128, t.shape).astype(np.int8) for t in info.inputs] for _ in range(3)]
         trials += [[np.full(t.shape, v, np.int8) for t in info.inputs] for v in (-128, 127)]
@@ -292,3 +305,53 @@ def test_kernels_on_cortex_m7_match_tflm(build, tmp_path_factory):
                 if got.get((t, k)) != _fnv1a(want.astype(np.int8).tobytes()):
                     failures.append(f"{case} trial {t} output {k}")
     assert not failures, "differ from tflite-micro on the Cortex-M7: " + ", ".join(failures)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("build", BUILDS)
+def test_whole_models_on_cortex_m7(request, nxp_model_path, example_image, build, tmp_path):
+    """Both models built for the Cortex-M7 and run on QEMU in each kernel build: outputs byte-identical with
+    tflite-micro on the host, and the painted stack below the caller within ND_KERNELS_STACK_BYTES."""
+    import re
+
+    from nanodet_mcu.codegen import c_array
+    from nanodet_mcu.codegen.aot import kernels, qemu
+    from nanodet_mcu.runners import TflmRunner
+
+    if qemu.tools() is None:
+        pytest.skip("arm-none-eabi-gcc and qemu-system-arm are needed (.ci/run installs them)")
+    for k, path in enumerate(_model_paths(request, nxp_model_path)):
+        info = model_info.load(path)
+        out = tmp_path / f"m{k}"
+        emit_c(info, out, weights_format=_weights(build))
+        _, x = next(_inputs(info, [example_image]))
+        (out / "bench_input.c").write_text("#include <stdint.h>\nconst int8_t bench_input[320 * 320 * 3] = {\n"
+                                           + c_array.int_values(x.reshape(-1)) + "\n};\n")
+        arena = "static uint8_t arena[ND_MODEL_ARENA_BYTES] __attribute__((aligned(16)));\n"
+        (out / "main.c").write_text(qemu.main_c(qemu.AOT_API, arena))
+        elf = qemu.build_elf(out, [out / "nd_model.c", out / "main.c", out / "bench_input.c"], out / "m.elf",
+                             reference_only=build == "reference")
+        stdout = qemu.run_elf(elf, timeout=600)
+        got = re.search(r"TOTAL \d+ HASH ([0-9a-f]+) RC (-?\d+)", stdout)
+        stack = re.search(r"STACK (\d+) \d+", stdout)
+        assert got and stack, stdout[-1000:]
+        want = b"".join(t.astype(np.int8).tobytes() for t in TflmRunner(info).run(x))
+        assert got.group(2) == "0" and int(got.group(1), 16) == _fnv1a(want), f"{Path(path).name}: outputs differ"
+        assert int(stack.group(1)) <= kernels.stack_bytes(), f"{Path(path).name}: stack {stack.group(1)} B"
+
+
+def test_generate_weights_format(nxp_model_path, tmp_path):
+    """`generate --weights-format int8` halves the conv weights' flash and records the choice; TFLM refuses it."""
+    from nanodet_mcu.codegen import generate
+
+    projects = {fmt: generate.generate("mps2-an500", nxp_model_path, engine="aot", out_dir=tmp_path / fmt,
+                                       weights_format=fmt, log=lambda m: None) for fmt in ("int16", "int8")}
+    for fmt, project in projects.items():
+        manifest = json.loads((project.out_dir / "project.json").read_text())
+        assert manifest["aot"]["weights_format"] == fmt
+        assert 0 < manifest["aot"]["scratch_bytes"] < project.arena_bytes
+    assert projects["int8"].flash_bytes["aot_constants"] < 0.7 * projects["int16"].flash_bytes["aot_constants"]
+    with pytest.raises(NanodetError, match="aot engine only"):
+        generate.generate("mps2-an500", nxp_model_path, engine="tflm", out_dir=tmp_path / "tflm",
+                          weights_format="int8", log=lambda m: None)
+    assert not (tmp_path / "tflm").exists()

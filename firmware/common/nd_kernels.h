@@ -24,6 +24,9 @@
  * Memory: kernels use no heap and no stack buffers that grow with the model.  A kernel that needs working memory
  * takes a `scratch` pointer (4-byte aligned) into the arena; its size is nd_<op>_get_buffer_size(params), the twin of
  * the generator's planner (nanodet_mcu/codegen/aot/kernels.py), and the generated nd_model_check() compares the two.
+ * Below its caller's frame, nd_model_run and the kernels use at most ND_KERNELS_STACK_BYTES of stack (fixed frames,
+ * no recursion but nd_copy's, at most ND_COPY_MAX_DIMS deep): the bound `generate` reports, checked against the
+ * painted stack on QEMU by tests/test_aot.py for every kernel build.
  *
  * Layout: NHWC, batch 1.  Feature maps are addressed through a pixel stride (elements between horizontally adjacent
  * pixels), so channel slices of a wider buffer are views, not copies.
@@ -40,6 +43,8 @@ extern "C" {
 #ifndef ND_KERNELS_REFERENCE_ONLY
 #define ND_KERNELS_REFERENCE_ONLY 0
 #endif
+
+#define ND_KERNELS_STACK_BYTES 1024 /* see "Memory" above */
 
 /* An optional per-step hook: define ND_PROFILE and provide nd_profile_op(index) (called before each step and with -1
  * after the last one). */
@@ -94,6 +99,7 @@ typedef struct {
     const int32_t *wq; /* the fast kernel's packed stream (see nd_kernels_fast.h); conv: K = kh*kw*in_c zero-padded
                         * to k4 */
     int32_t k4;
+    int32_t w8; /* ND_KERNEL_CONV_3X2: 1 when the stream holds int8 weights (nd_kernels_fast.h) */
 } nd_conv_params_t;
 
 void nd_conv2d_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, void *scratch);

@@ -144,10 +144,11 @@ void nd_conv2d_rows_3x2_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *
     nd_conv3x2_args_t a;
     a.xe = (uint32_t *)scratch;
     a.w = p->wq;
-    a.w_end = p->wq + (p->out.c / 2) * ND_CONV3X2_BLOCK_WORDS(p->k4);
+    a.w_end = p->wq + (p->out.c / 2) * ND_CONV3X2_BLOCK_WORDS(p->k4, p->w8);
     a.k4 = p->k4;
     a.lut = (const uint8_t *)p->lut;
     a.cstride = p->out.cstride;
+    a.w8 = p->w8;
     const int32_t ips = p->in.pstride, ops = p->out.pstride, out_row = p->out.w * ops;
     if (nd_conv_direct(p)) {
         nd_conv3x2_seg_t seg = {in + (int32_t)oy0 * p->in.w * ips, ips, p->k4 / 4};
@@ -212,9 +213,10 @@ void nd_conv3x2_run(const nd_conv3x2_args_t *a)
             const int8_t *x = s->x + 3 * t * s->step;
             for (int32_t k = 0; k < 4 * s->words; k += 4, xe += 6) {
                 for (int j = 0; j < 3; ++j) {
-                    const uint32_t v = nd_ld32(x + j * s->step + k);
-                    xe[j] = nd_sxtb16(v);
-                    xe[3 + j] = nd_sxtb16_ror8(v);
+                    const uint32_t v = nd_ld32(x + j * s->step + k), e = nd_sxtb16(v), o = nd_sxtb16_ror8(v);
+                    /* int8 weights: the doubling on the inputs, halfword by halfword (SADD16) */
+                    xe[j] = a->w8 ? ((e << 1) & 0xFFFEu) | ((e & 0x7FFF0000u) << 1) : e;
+                    xe[3 + j] = a->w8 ? ((o << 1) & 0xFFFEu) | ((o & 0x7FFF0000u) << 1) : o;
                 }
             }
         }
@@ -224,10 +226,16 @@ void nd_conv3x2_run(const nd_conv3x2_args_t *a)
             memcpy(acc, w, sizeof acc);
             w += 6;
             const uint32_t *xp = a->xe;
-            for (int32_t h = 0; h < k4 / 2; ++h, xp += 3, w += 2) {
+            for (int32_t h = 0; h < k4 / 2; ++h, xp += 3) {
+                uint32_t wc = (uint32_t)w[0], wc1 = (uint32_t)w[1];
+                if (a->w8) { /* the group's two words, taps (t, t+2) then (t+1, t+3) */
+                    wc = h % 2 ? nd_sxtb16_ror8(wc) : nd_sxtb16(wc);
+                    wc1 = h % 2 ? nd_sxtb16_ror8(wc1) : nd_sxtb16(wc1);
+                }
+                w += a->w8 ? 2 * (h % 2) : 2;
                 for (int j = 0; j < 3; ++j) {
-                    acc[2 * j] = nd_smlad(xp[j], (uint32_t)w[0], acc[2 * j]);
-                    acc[2 * j + 1] = nd_smlad(xp[j], (uint32_t)w[1], acc[2 * j + 1]);
+                    acc[2 * j] = nd_smlad(xp[j], wc, acc[2 * j]);
+                    acc[2 * j + 1] = nd_smlad(xp[j], wc1, acc[2 * j + 1]);
                 }
             }
             for (int c = 0; c < 2; ++c, w += 3) {

@@ -11,7 +11,9 @@
  *   r8-r10  the three pixels' halfword pairs of one pair of taps       r11, r12  the two channels' weight pairs
  *   lr      end of xe
  * Each pair of taps is one LDM, one LDRD and six SMLADs; the MAC body is unrolled 8 groups of 4 taps deep and entered
- * part-way (Duff's device) so that any k4 runs with a loop test every 32 taps.  Then the six accumulators are
+ * part-way (Duff's device) so that any k4 runs with a loop test every 32 taps.  With int8 weights (w8) the stream holds
+ * both channels' four taps in two words, extended in the loop, and the doubling of the accumulator goes to the
+ * inputs (SADD16 in the extension).  Then the six accumulators are
  * requantised (see nd_kernels_fast.h) with
  *   r6 output pointer, r8 output pixel step, r9 table, r10-r12 mult/round/rsh, lr the value.
  */
@@ -37,6 +39,7 @@
     .equ A_K4, 32
     .equ A_LUT, 36
     .equ A_CSTRIDE, 40
+    .equ A_W8, 44
 
 /* the frame below the saved registers; O, OSTEP and LUT first so that one LDM restores them */
     .equ F_O, 0        /* output of the current block */
@@ -52,12 +55,37 @@
     .equ F_SEGS_END, 40
     .equ F_N, 44       /* triples left */
     .equ F_OTRIPLE, 48 /* output of the current triple */
+    .equ F_EXT, 52     /* the input extension (Thumb address): int16 weights, or int8 with the inputs doubled */
     .equ FRAME, 60
 
 /* One pair of taps: the three pixels' pairs from xe, the two channels' weight pairs, six SMLADs (32 bytes). */
     .macro TAPS
     ldm.w   r6!, {r8, r9, r10}
     ldrd    r11, r12, [r7], #8
+    smlad   r0, r8, r11, r0
+    smlad   r1, r8, r12, r1
+    smlad   r2, r9, r11, r2
+    smlad   r3, r9, r12, r3
+    smlad   r4, r10, r11, r4
+    smlad   r5, r10, r12, r5
+    .endm
+
+/* The same with int8 weights: one LDRD gives both channels' four taps, SXTB16 extends them in place (80 bytes). */
+    .macro TAPS8
+    ldm.w   r6!, {r8, r9, r10}
+    ldrd    r11, r12, [r7]
+    sxtb16  r11, r11
+    sxtb16  r12, r12
+    smlad   r0, r8, r11, r0
+    smlad   r1, r8, r12, r1
+    smlad   r2, r9, r11, r2
+    smlad   r3, r9, r12, r3
+    smlad   r4, r10, r11, r4
+    smlad   r5, r10, r12, r5
+    ldm.w   r6!, {r8, r9, r10}
+    ldrd    r11, r12, [r7], #8
+    sxtb16  r11, r11, ror #8
+    sxtb16  r12, r12, ror #8
     smlad   r0, r8, r11, r0
     smlad   r1, r8, r12, r1
     smlad   r2, r9, r11, r2
@@ -124,14 +152,25 @@ nd_conv3x2_run:
     ldrd    r1, r2, [r0, #A_W]
     str     r1, [sp, #F_W]
     str     r2, [sp, #F_WEND]
-    /* MAC entry: skip (8 - groups % 8) % 8 groups of the unrolled body, 64 bytes each */
+    /* MAC entry: skip (8 - groups % 8) % 8 groups of the unrolled body, 64 bytes each (80 with int8 weights) */
     lsrs    r3, r3, #2
     rsb     r3, r3, #0
     and     r3, r3, #7
+    ldr     r2, [r0, #A_W8]
+    cmp     r2, #0
+    bne     2f
     adr     r1, .Lmac
     add     r1, r1, r3, lsl #6
-    orr     r1, r1, #1
+    adr     r2, .Lextend16
+    b       3f
+2:  adr     r1, .Lmac8
+    add     r1, r1, r3, lsl #6
+    add     r1, r1, r3, lsl #4
+    adr     r2, .Lextend8
+3:  orr     r1, r1, #1
     str     r1, [sp, #F_MAC]
+    orr     r2, r2, #1
+    str     r2, [sp, #F_EXT]
     /* requantisation variant: table or saturation, channel stride 1 or 2 */
     ldr     r2, [r0, #A_LUT]
     str     r2, [sp, #F_LUT]
@@ -148,16 +187,18 @@ nd_conv3x2_run:
 
 .Ltriple:
     /* extend the triple's inputs, segment by segment: per word of 4 taps, the three pixels' words as (t, t+2) pairs,
-     * then (t+1, t+3) pairs */
+     * then (t+1, t+3) pairs (with int8 weights doubled: SADD16) */
     ldr     r8, [sp, #F_XE]
     ldr     r9, [sp, #F_SEGS]
-.Lsegment:
-    ldm     r9, {r6, r7, r12}           /* x, step, words */
+    ldr     pc, [sp, #F_EXT]
+
+    .macro EXTEND double
+1:  ldm     r9, {r6, r7, r12}           /* x, step, words */
     add     r10, r7, r7, lsl #1
     add     r10, r6, r10
     str     r10, [r9], #12              /* the next triple's x */
     add     r12, r6, r12, lsl #2        /* the end of pixel 0's words */
-1:  ldr     r10, [r6, r7]
+2:  ldr     r10, [r6, r7]
     ldr     r11, [r6, r7, lsl #1]
     ldr     lr, [r6], #4
     sxtb16  r0, lr
@@ -166,12 +207,29 @@ nd_conv3x2_run:
     sxtb16  r3, lr, ror #8
     sxtb16  r4, r10, ror #8
     sxtb16  r5, r11, ror #8
+    .if \double
+    sadd16  r0, r0, r0
+    sadd16  r1, r1, r1
+    sadd16  r2, r2, r2
+    sadd16  r3, r3, r3
+    sadd16  r4, r4, r4
+    sadd16  r5, r5, r5
+    .endif
     stm     r8!, {r0-r5}
     cmp     r6, r12
-    bne     1b
+    bne     2b
     ldr     r10, [sp, #F_SEGS_END]
     cmp     r9, r10
-    bne     .Lsegment
+    bne     1b
+    b       .Lextended
+    .endm
+
+.Lextend16:
+    EXTEND  0
+.Lextend8:
+    EXTEND  1
+
+.Lextended:
     ldr     r0, [sp, #F_OTRIPLE]
     str     r0, [sp, #F_O]
     ldr     r7, [sp, #F_W]
@@ -193,6 +251,19 @@ nd_conv3x2_run:
     .endif
     cmp     r6, lr
     bne     .Lmac
+    ldr     pc, [sp, #F_REQ]
+
+    .balign 4
+.Lmac8:
+    .rept 8
+    TAPS8
+    .endr
+.Lmac8_end:
+    .if (.Lmac8_end - .Lmac8) != 8 * 80
+    .error "the int8 MAC body's groups must be 80 bytes each (the entry arithmetic relies on it)"
+    .endif
+    cmp     r6, lr
+    bne     .Lmac8
     ldr     pc, [sp, #F_REQ]
 
 .Lreq_lut1:

@@ -209,9 +209,13 @@ typedef struct {
     int32_t k4;
     const uint8_t *lut; /* NULL: no table */
     int32_t cstride;    /* 1 or 2 */
+    int32_t w8;         /* 1: int8 weights (see below) */
 } nd_conv3x2_args_t;
 
-#define ND_CONV3X2_BLOCK_WORDS(k4) (12 + (k4))
+/* With int8 weights (generate --weights-format int8, half the flash) a block's k4 weight words become k4 / 2: per 4
+ * taps t..t+3, channel c's four taps in one word, then channel c+1's (SXTB16 extends them in the loop), and the
+ * accumulator's doubling moves from the weights to the extended inputs. */
+#define ND_CONV3X2_BLOCK_WORDS(k4, w8) (12 + ((w8) ? (k4) / 2 : (k4)))
 #define ND_CONV3X2_MAX_SEGMENTS 4 /* kernel rows read straight from the map (up to 3), plus one of their tails */
 
 void nd_conv3x2_run(const nd_conv3x2_args_t *a);

@@ -24,6 +24,7 @@ from nanodet_mcu import (
     spec,
 )
 from nanodet_mcu.codegen import aot
+from nanodet_mcu.codegen.aot import kernels
 from nanodet_mcu.codegen.c_array import hex_bytes, int_values
 from nanodet_mcu.codegen.placement import Placement, place_arena
 from nanodet_mcu.codegen.tflm_ops import resolver_methods
@@ -46,6 +47,7 @@ class Project:
     placement: Placement
     files: list[str] = field(default_factory=list)
     flash_bytes: dict[str, int] = field(default_factory=dict)  # estimate of the big read-only items
+    ram: dict[str, int] = field(default_factory=dict)  # AOT engine: kernel scratch (inside the arena), stack bound
 
     @property
     def warning(self) -> str | None:
@@ -122,7 +124,9 @@ def _images(paths: list[Path]) -> list[dict]:
     return out
 
 
-def _tflm_engine(info: model_info.ModelInfo, tmp: Path) -> tuple[int, dict, dict]:
+def _tflm_engine(info: model_info.ModelInfo, tmp: Path, weights_format: str | None) -> tuple[int, dict, dict]:
+    if weights_format is not None:
+        raise NanodetError("--weights-format applies to the aot engine only (TFLM reads the model's own weights)")
     ops = resolver_methods(info.ops)
     host = model_info.tflm_arena_bytes(info.data)
     arena = -(-(host + TFLM_ARENA_MARGIN) // 16) * 16
@@ -131,9 +135,12 @@ def _tflm_engine(info: model_info.ModelInfo, tmp: Path) -> tuple[int, dict, dict
     return arena, ctx, {"model_data": info.size}
 
 
-def _aot_engine(info: model_info.ModelInfo, tmp: Path) -> tuple[int, dict, dict]:
-    result = aot.emit_c(info, tmp)
-    ctx = {"arena_note": "exact static size from the AOT planner (AotResult.arena_bytes)"}
+def _aot_engine(info: model_info.ModelInfo, tmp: Path, weights_format: str | None) -> tuple[int, dict, dict]:
+    result = aot.emit_c(info, tmp, weights_format=weights_format or "int16")
+    ctx = {"arena_note": f"exact static size from the AOT planner, {result.scratch_bytes} bytes of it the largest "
+                         f"kernel scratch; the engine's stack stays within ND_KERNELS_STACK_BYTES",
+           "aot_ram": {"scratch_bytes": result.scratch_bytes, "stack_bytes_bound": kernels.stack_bytes()},
+           "weights_format": weights_format or "int16"}
     return result.arena_bytes, ctx, {"aot_constants": result.flash_bytes}
 
 
@@ -178,8 +185,11 @@ def _sources(files: list[str]) -> dict[str, list[str]]:
 
 def generate(board_name: str, model: str | Path, engine: str | None = None, out_dir: str | Path | None = None,
              embed_images: list[str | Path] = (), force: bool = False, log=None,
-             tflm_include: list[str | Path] = (), tflm_lib: str | Path | None = None) -> Project:
-    """Render the project; returns what was written.  Warnings (arena in SDRAM) also go to `log` (stderr)."""
+             tflm_include: list[str | Path] = (), tflm_lib: str | Path | None = None,
+             weights_format: str | None = None) -> Project:
+    """Render the project; returns what was written.  Warnings (arena in SDRAM) also go to `log` (stderr).
+
+    weights_format: the AOT engine's conv weights, "int16" (default: fastest) or "int8" (half the flash)."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     board = boards.load(board_name)
     engine = engine or board.default_engine
@@ -196,7 +206,7 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        arena, engine_ctx, flash = ENGINES[engine](info, tmp)
+        arena, engine_ctx, flash = ENGINES[engine](info, tmp, weights_format)
         placement = place_arena(arena, board.memory, board.name)
         written = [f.name for f in sorted(tmp.iterdir())]  # the engine's own output (nd_model.c/h)
         lut = preprocess.input_lut(layout.input.scale, layout.input.zero_point)
@@ -226,6 +236,8 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
                     "arena_region": placement.region.name, "elf": ctx["elf"],
                     "generated_by": f"nanodet-mcu {__version__}", "flash_bytes_estimate": flash,
                     "files": sorted(written + [MANIFEST])}
+        if "aot_ram" in engine_ctx:
+            manifest["aot"] = {"weights_format": engine_ctx["weights_format"], **engine_ctx["aot_ram"]}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _normalise_modes(tmp)
         _move_into_place(tmp, out)
@@ -234,7 +246,8 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
         raise
     if placement.warning:
         log(f"nanodet-mcu generate: {placement.warning}")
-    return Project(out, board.name, engine, arena, placement, sorted(manifest["files"]), flash)
+    return Project(out, board.name, engine, arena, placement, sorted(manifest["files"]), flash,
+                   engine_ctx.get("aot_ram", {}))
 
 
 def _user_tflm(board, engine: str, include: list[str | Path], lib: str | Path | None) -> dict:

@@ -16,6 +16,9 @@ def add_arguments(p):
                         "flatbuffers/include and gemmlowp); the build's default for TFLM_INCLUDE")
     p.add_argument("--tflm-lib", metavar="LIB",
                    help="tflm engine without an SDK: the TFLM static library for Cortex-M7; the default for TFLM_LIB")
+    p.add_argument("--weights-format", choices=("int16", "int8"),
+                   help="aot engine: conv weights pre-extended to int16 (default, fastest) or kept int8 (half their "
+                        "flash, for flash-tight boards; about 15%% more instructions)")
 
 
 def run(args) -> int:
@@ -23,9 +26,14 @@ def run(args) -> int:
 
     project = generate(args.board, args.model, engine=args.engine, out_dir=args.out,
                        embed_images=args.embed_images, force=args.force,
-                       tflm_include=args.tflm_include, tflm_lib=args.tflm_lib)
+                       tflm_include=args.tflm_include, tflm_lib=args.tflm_lib, weights_format=args.weights_format)
     print(f"{project.out_dir}: {project.board} project, {project.engine} engine, {len(project.files)} files")
     print(f"  {project.placement.describe()}")
+    if project.ram:
+        print(f"  RAM: the arena holds every tensor and kernel scratch (largest {project.ram['scratch_bytes']:,} "
+              f"bytes), planned here; the engine's stack stays within {project.ram['stack_bytes_bound']:,} bytes "
+              "below its caller (ND_KERNELS_STACK_BYTES; the painted peak on QEMU is checked against it by the tests "
+              "and printed by benchmarks/bench_aot_qemu.py)")
     flash = ", ".join(f"{k} {v:,}" for k, v in sorted(project.flash_bytes.items()))
     print(f"  flash (large constants): {flash} bytes")
     print(f"  build: {project.out_dir}/build.sh   (or: nanodet-mcu build {project.out_dir})")

@@ -24,18 +24,22 @@ class AotResult:
     scratch_bytes: int = 0  # the largest kernel scratch of any step (inside the arena)
 
 
-def emit_c(info: model_info.ModelInfo, out_dir: str | Path) -> AotResult:
-    """Write nd_model.c and nd_model.h for NanoDet model `info` into out_dir (each file atomically)."""
-    return emit_any(info, out_dir, nanodet=True)
+def emit_c(info: model_info.ModelInfo, out_dir: str | Path, weights_format: str = "int16") -> AotResult:
+    """Write nd_model.c and nd_model.h for NanoDet model `info` into out_dir (each file atomically).
+
+    weights_format: "int16" (the conv weights pre-extended: fastest) or "int8" (half their flash, a few more
+    instructions per MAC)."""
+    return emit_any(info, out_dir, nanodet=True, weights_format=weights_format)
 
 
-def emit_any(info: model_info.ModelInfo, out_dir: str | Path, nanodet: bool = False) -> AotResult:
+def emit_any(info: model_info.ModelInfo, out_dir: str | Path, nanodet: bool = False,
+             weights_format: str = "int16") -> AotResult:
     """emit_c for any int8 model of supported ops (nanodet=False: no scores/boxes accessors; tests use this)."""
     scores = boxes = None
     if nanodet:
         layout = model_info.nanodet_layout(info)
         scores, boxes = layout.scores.index, layout.boxes.index
-    prog = lower.lower(graph.read(info))
+    prog = lower.lower(graph.read(info), weights_format)
     offsets, arena = planner.plan(prog)
     texts = {"nd_model.h": emit.header(info, arena, prog),
              "nd_model.c": emit.source(info, prog, offsets, scores, boxes)}

@@ -22,9 +22,9 @@ def kernel_sources(arm: bool = False) -> list[Path]:
     return c + sorted(KERNELS_DIR.glob("nd_kernels*.S")) if arm else c
 
 
-def emit_dir(info: model_info.ModelInfo, nanodet: bool) -> Path:
-    """Where the model's C is emitted: keyed by the model and by the generator's own source."""
-    key = hashlib.sha256(info.sha256.encode() + bytes([nanodet]))
+def emit_dir(info: model_info.ModelInfo, nanodet: bool, weights_format: str = "int16") -> Path:
+    """Where the model's C is emitted: keyed by the model, the options and the generator's own source."""
+    key = hashlib.sha256(info.sha256.encode() + bytes([nanodet]) + weights_format.encode())
     for src in sorted(PACKAGE_DIR.glob("*.py")):
         key.update(src.read_bytes())
     return hostcc.cache_dir().parent / "aot" / key.hexdigest()[:20]
@@ -36,13 +36,15 @@ REFERENCE_ONLY_FLAG = "-DND_KERNELS_REFERENCE_ONLY=1"
 class HostModel:
     """Any supported int8 model's emitted C, built as a shared library: run(inputs) -> outputs.
 
-    reference_only: build with ND_KERNELS_REFERENCE_ONLY (every op on its reference kernel)."""
+    reference_only: build with ND_KERNELS_REFERENCE_ONLY (every op on its reference kernel); weights_format: see
+    emit_c."""
 
     def __init__(self, info: model_info.ModelInfo, nanodet: bool = False,
-                 flags: tuple[str, ...] = hostcc.DEFAULT_FLAGS, reference_only: bool = False):
-        out = emit_dir(info, nanodet)
+                 flags: tuple[str, ...] = hostcc.DEFAULT_FLAGS, reference_only: bool = False,
+                 weights_format: str = "int16"):
+        out = emit_dir(info, nanodet, weights_format)
         if not (out / "nd_model.c").exists() or not (out / "nd_model.h").exists():
-            emit_any(info, out, nanodet)
+            emit_any(info, out, nanodet, weights_format)
         self.dir = out
         flags = (*flags, REFERENCE_ONLY_FLAG) if reference_only else tuple(flags)
         self.lib_path = hostcc.build_shared_library(f"ndaot_{out.name[:12]}", [out / "nd_model.c", *kernel_sources()],

@@ -33,6 +33,16 @@ COPY_SPREAD2 = CName("ND_KERNEL_COPY_SPREAD2")
 COPY_MAX_DIMS = 6  # ND_COPY_MAX_DIMS
 
 
+def stack_bytes() -> int:
+    """ND_KERNELS_STACK_BYTES: the stack nd_model_run and the kernels use at most below their caller's frame."""
+    import re
+
+    from nanodet_mcu import FIRMWARE_DIR
+
+    m = re.search(r"#define ND_KERNELS_STACK_BYTES (\d+)", (FIRMWARE_DIR / "common" / "nd_kernels.h").read_text())
+    return int(m.group(1))
+
+
 @dataclass(frozen=True, eq=False)
 class Const:
     """A constant array in flash: `static const <ctype> <name>[]`; 2-D data of a struct type renders row by row."""
@@ -97,6 +107,7 @@ class Conv(CStruct):
     shift: Const | None = None
     wq: Const | None = None
     k4: int | None = None
+    w8: int | None = None
 
 
 @dataclass(frozen=True)

@@ -127,8 +127,14 @@ def _wrap32(x: np.ndarray) -> np.ndarray:
     return ((x + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
 
 
+WEIGHTS_FORMATS = ("int16", "int8")  # the fast conv kernel's weights: pre-extended (fastest) or as in the model
+
+
 class Lowering:
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, weights_format: str = "int16"):
+        if weights_format not in WEIGHTS_FORMATS:
+            raise NanodetError(f"weights format must be one of {', '.join(WEIGHTS_FORMATS)}, not '{weights_format}'")
+        self.weights_format = weights_format
         self.g = graph
         self.t = graph.tensors
         self.steps: list[Step] = []
@@ -526,16 +532,22 @@ class Lowering:
         if doubled is None:
             return None
         bias2, rq = doubled
+        w8 = self.weights_format == "int8"
         wp = np.zeros((out_c, k4), np.int64)
-        wp[:, :k] = 2 * wk
+        wp[:, :k] = wk if w8 else 2 * wk  # int8 weights: the doubling goes to the inputs
         taps = wp.reshape(out_c, k4 // 4, 4)  # (channel, group, tap in group)
-        lo, hi = taps[:, :, [0, 1]], taps[:, :, [2, 3]]  # pairs (t, t+2) and (t+1, t+3)
-        words = (lo & 0xFFFF) | ((hi & 0xFFFF) << 16)  # (channel, group, half)
-        words = ((words + (1 << 31)) % (1 << 32) - (1 << 31)).reshape(out_c // 2, 2, k4 // 4, 2)
-        weights = words.transpose(0, 2, 3, 1).reshape(out_c // 2, k4)  # per block: group, half, channel
-        blocks = np.concatenate([np.tile(bias2.reshape(-1, 2), 3), weights, rq.reshape(-1, 6)], axis=1)
+        if w8:  # per group of 4 taps: a word per channel, the taps as its bytes
+            words = (taps & 0xFF) @ np.array([1, 1 << 8, 1 << 16, 1 << 24], np.int64)  # (channel, group)
+            words = words.reshape(out_c // 2, 2, k4 // 4).transpose(0, 2, 1).reshape(out_c // 2, k4 // 2)
+        else:  # per group of 4 taps: halfword pairs (t, t+2), then (t+1, t+3), each for both channels
+            lo, hi = taps[:, :, [0, 1]], taps[:, :, [2, 3]]
+            words = ((lo & 0xFFFF) | ((hi & 0xFFFF) << 16)).reshape(out_c // 2, 2, k4 // 4, 2)  # (.., half)
+            words = words.transpose(0, 2, 3, 1).reshape(out_c // 2, k4)  # per block: group, half, channel
+        words = (words + (1 << 31)) % (1 << 32) - (1 << 31)
+        blocks = np.concatenate([np.tile(bias2.reshape(-1, 2), 3), words, rq.reshape(-1, 6)], axis=1)
         return dataclasses.replace(ref, kernel=kernels.CONV_3X2, weights=None, bias=None, mult=None, shift=None,
-                                   wq=self.const("int32_t", blocks.reshape(-1).astype(np.int32), "wq"), k4=k4)
+                                   wq=self.const("int32_t", blocks.reshape(-1).astype(np.int32), "wq"), k4=k4,
+                                   w8=int(w8))
 
     def _fast_dwconv(self, ref: kernels.Conv, w: np.ndarray, bias, mult, shift) -> kernels.Conv | None:
         """ND_KERNEL_DWCONV3X3_PAIRS (stride 1 or 2) or ND_KERNEL_DWCONV3X3_SMLA: 3x3, depth multiplier 1, no
@@ -917,5 +929,5 @@ LOWERINGS: dict[str, Callable[[Lowering, Op], None]] = {
 SUPPORTED_OPS = tuple(LOWERINGS)
 
 
-def lower(graph: Graph) -> Program:
-    return Lowering(graph).run()
+def lower(graph: Graph, weights_format: str = "int16") -> Program:
+    return Lowering(graph, weights_format).run()

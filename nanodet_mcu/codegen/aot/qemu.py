@@ -26,6 +26,95 @@ BOARD_CONFIG = f"""#define ND_BOARD_NAME "{BOARD}"
 """
 
 
+# A main() that runs one inference of bench_input (a C array the caller provides) and reports on the UART: per-step
+# instruction ticks (with ND_PROFILE), the arena, the peak stack below main's frame (the stack painted before the run
+# and scanned after) and with the whole program, the instruction ticks of the run and an FNV-1a of the outputs.
+MAIN = r"""
+#include <stdio.h>
+#include <string.h>
+#include "nd_board.h"
+#include ENGINE_HEADER
+
+extern const int8_t bench_input[320 * 320 * 3];
+extern uint32_t __heap_limit__[]; /* the lowest address the stack may reach (mps2_an500.ld) */
+extern uint32_t __stack_top__[];
+#ifdef ND_PROFILE
+static uint32_t step_ticks[ND_MODEL_NUM_STEPS];
+static int current = -1;
+static uint32_t last;
+void nd_profile_op(int i)
+{
+    uint32_t now = nd_board_timer_now();
+    if (current >= 0) step_ticks[current] += now - last;
+    current = i;
+    last = nd_board_timer_now();
+}
+#endif
+
+#define PAINT 0xA5A5A5A5u
+static uintptr_t stack_pointer(void)
+{
+    uintptr_t sp;
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+    return sp;
+}
+
+static void put(const char *s) { nd_board_uart_write((const uint8_t *)s, strlen(s)); }
+
+int main(void)
+{
+    char line[160];
+    nd_board_init();
+    int rc = ENGINE_INIT;
+    if (rc == 0) memcpy(ENGINE_INPUT, bench_input, sizeof bench_input);
+    /* paint the stack below this frame (less a margin for the calls that paint), run, find the deepest write */
+    for (uint32_t *p = __heap_limit__; (uintptr_t)p < stack_pointer() - 256u; ++p) *p = PAINT;
+    const uintptr_t sp_at_call = stack_pointer();
+    uint32_t t0 = nd_board_timer_now();
+    if (rc == 0) rc = ENGINE_RUN;
+    uint32_t t1 = nd_board_timer_now();
+    const uint32_t *low = __heap_limit__;
+    while (*low == PAINT) ++low;
+    uint32_t h = 2166136261u; /* FNV-1a of scores then boxes: the host checks it against tflite-micro */
+    if (rc == 0) {
+        const int8_t *s = ENGINE_SCORES, *b = ENGINE_BOXES;
+        for (int i = 0; i < 8000; ++i) h = (h ^ (uint8_t)s[i]) * 16777619u;
+        for (int i = 0; i < 3200; ++i) h = (h ^ (uint8_t)b[i]) * 16777619u;
+    }
+#ifdef ND_PROFILE
+    for (int i = 0; i < ND_MODEL_NUM_STEPS; ++i) {
+        snprintf(line, sizeof line, "STEP %d %s %lu %lu\n", i, nd_model_step_labels[i],
+                 (unsigned long)nd_model_step_macs[i], (unsigned long)step_ticks[i]);
+        put(line);
+    }
+#endif
+    snprintf(line, sizeof line, "ARENA %lu\n", (unsigned long)ENGINE_ARENA);
+    put(line);
+    snprintf(line, sizeof line, "STACK %lu %lu\n", (unsigned long)(sp_at_call - (uintptr_t)low),
+             (unsigned long)((uintptr_t)__stack_top__ - (uintptr_t)low));
+    put(line);
+    snprintf(line, sizeof line, "TOTAL %lu HASH %08lx RC %d\n", (unsigned long)(t1 - t0), (unsigned long)h, rc);
+    put(line);
+    return 0;
+}
+"""
+
+# The two engines behind MAIN: the AOT model's own API, and nd_engine.h (the TFLM glue of the generated projects).
+AOT_API = {"ENGINE_HEADER": '"nd_model.h"', "ENGINE_INIT": "(nd_model_check() >= 0 ? -2 : 0)",
+           "ENGINE_INPUT": "nd_model_input(arena)", "ENGINE_RUN": "nd_model_run(arena)",
+           "ENGINE_SCORES": "nd_model_scores(arena)", "ENGINE_BOXES": "nd_model_boxes(arena)",
+           "ENGINE_ARENA": "ND_MODEL_ARENA_BYTES"}
+TFLM_API = {"ENGINE_HEADER": '"nd_engine.h"', "ENGINE_INIT": "nd_engine_init()", "ENGINE_INPUT": "nd_engine_input()",
+            "ENGINE_RUN": "nd_engine_invoke()", "ENGINE_SCORES": "nd_engine_scores()",
+            "ENGINE_BOXES": "nd_engine_boxes()", "ENGINE_ARENA": "nd_engine_arena_bytes()"}
+
+
+def main_c(api: dict[str, str], arena_decl: str = "") -> str:
+    defines = "".join(f"#define {k} {v}\n" for k, v in api.items())
+    return defines + MAIN.replace("extern const int8_t bench_input", arena_decl + "extern const int8_t bench_input")
+
+
+
 def tools() -> tuple[str, str] | None:
     """(cross compiler, QEMU) when both are installed."""
     cc, qemu = shutil.which("arm-none-eabi-gcc"), shutil.which("qemu-system-arm")

@@ -89,7 +89,7 @@ def test_project_contents(project, model_path, board, engine):
 def test_rt_aot_arena_lands_in_the_enlarged_dtcm(project, model_path, board):
     p, warnings = project(board, "aot", model_path)
     b = boards.load(board)
-    assert p.arena_bytes == 355_200 and p.placement.region.name == "DTCM" and p.warning is None and warnings == []
+    assert p.arena_bytes <= 340 * 1024 and p.placement.region.name == "DTCM" and p.warning is None and warnings == []
     assert '#define ND_ARENA_REGION "DTCM"' in (p.out_dir / "nd_model_config.h").read_text()
     cmake = (p.out_dir / "CMakeLists.txt").read_text()
     assert "KEEP(*(.nd_arena))\\n  } > m_data2" in cmake and "nd_ocram (RW)" not in cmake
@@ -262,7 +262,7 @@ def test_foreign_directory_is_refused_without_force(nxp_model_path, tmp_path):
 
 
 def test_failure_leaves_nothing_behind(nxp_model_path, tmp_path, monkeypatch):
-    def broken(info, tmp):
+    def broken(info, tmp, *options):
         (tmp / "nd_model.c").write_text("half")
         raise NanodetError("emitter broke")
     monkeypatch.setitem(generate.ENGINES, "aot", broken)

@@ -64,6 +64,20 @@ def test_validation_names_the_problem():
     data["default_engine"] = "glow"
     with pytest.raises(NanodetError, match="engines"):
         boards.validate(data, "x.toml")
+    data = copy.deepcopy(boards.load("rt1170").data)
+    data["aot"]["const_regions"] = ["OCRAM3"]
+    with pytest.raises(NanodetError, match=r"\[aot\]: const_regions names no \[\[memory\]\] region: OCRAM3"):
+        boards.validate(data, "x.toml")
+    data = copy.deepcopy(boards.load("rt1170").data)
+    del data["aot"]["code_section"]
+    with pytest.raises(NanodetError, match="missing key 'code_section'"):
+        boards.validate(data, "x.toml")
+
+
+def test_aot_placement_data():
+    rt1170, rt1050, qemu = boards.load("rt1170"), boards.load("rt1050"), boards.load("mps2-an500")
+    assert rt1170.aot == {"code_section": "CodeQuickAccess", "code_memory": "ITCM", "const_regions": ["OCRAM1+2"]}
+    assert rt1050.aot["const_regions"] == ["OCRAM"] and qemu.aot is None
 
 
 # Arena placement: the fastest region whose free space holds the arena; loud when it is external.  The RT DTCM

@@ -92,7 +92,10 @@ def test_rt_aot_arena_lands_in_the_enlarged_dtcm(project, model_path, board):
     assert p.arena_bytes <= 340 * 1024 and p.placement.region.name == "DTCM" and p.warning is None and warnings == []
     assert '#define ND_ARENA_REGION "DTCM"' in (p.out_dir / "nd_model_config.h").read_text()
     cmake = (p.out_dir / "CMakeLists.txt").read_text()
-    assert "KEEP(*(.nd_arena))\\n  } > m_data2" in cmake and "nd_ocram (RW)" not in cmake
+    assert "KEEP(*(.nd_arena))\\n  } > m_data2" in cmake
+    # nd_ocram is defined only for the model's constants (RT1170: OCRAM1+2; RT1050's FlexRAM OCRAM is too small).
+    const_region = json.loads((p.out_dir / "project.json").read_text())["aot"]["const_region"]
+    assert ("nd_ocram (RW)" in cmake) == (const_region == "OCRAM1+2")
     # The SDK file's FlexRAM regions are resized to the split, each matched by name and ORIGIN.
     for region, origin, length in b.resized_linker_regions:
         assert f"[ \\t]*{region}[ \\t]+" in cmake and f"ORIGIN[ \\t]*=[ \\t]*0x{origin:08X}" in cmake
@@ -107,8 +110,34 @@ def test_rt1170_defines_the_ocram_region_when_dtcm_is_too_small(nxp_model_path, 
     p = generate.generate("rt1170", nxp_model_path, engine="aot", out_dir=tmp_path / "o", log=lambda m: None)
     assert p.placement.region.name == "OCRAM1+2" and p.warning is None
     cmake = (p.out_dir / "CMakeLists.txt").read_text()
-    assert "nd_ocram (RW) : ORIGIN = 0x20240000, LENGTH = 0x00100000" in cmake
-    assert "KEEP(*(.nd_arena))\\n  } > nd_ocram" in cmake
+    assert cmake.count("nd_ocram (RW) : ORIGIN = 0x20240000, LENGTH = 0x00100000") == 1  # arena's and constants'
+    assert "KEEP(*(.nd_arena))\\n  } > nd_ocram" in cmake and "__nd_const_end__ = .;\\n  } > nd_ocram" in cmake
+
+
+@pytest.mark.parametrize("board,code,const_region", [("rt1170", "CodeQuickAccess", "OCRAM1+2"),
+                                                     ("rt1050", "CodeQuickAccess", "flash"),
+                                                     ("mps2-an500", None, None)])
+def test_aot_code_and_constants_placement_follows_the_board(project, model_path, board, code, const_region):
+    """The board's [aot] table: fast kernels' code section, constants in the first RAM region with room."""
+    p, _ = project(board, "aot", model_path)
+    aot = json.loads((p.out_dir / "project.json").read_text())["aot"]
+    build = (p.out_dir / ("CMakeLists.txt" if code else "Makefile")).read_text()
+    assert aot.get("code_section") == code and aot.get("const_region") == const_region
+    assert (f"ND_KERNELS_CODE_SECTION={code}" in build) == (code is not None)
+    assert ("ND_MODEL_CONST_SECTION=.nd_const" in build) == (const_region not in (None, "flash"))
+    assert len(p.aot_placement) == (2 if code else 0)
+    assert "ND_MODEL_CONST" in (p.out_dir / "nd_model.c").read_text()
+
+
+def test_constants_stay_in_flash_when_no_ram_region_has_room():
+    from nanodet_mcu.codegen.placement import place_arena, place_constants
+
+    mem = boards.load("rt1170").memory
+    arena = place_arena(900 * 1024, mem, "rt1170")  # too big for DTCM: OCRAM1+2, leaving 124 KiB there
+    assert arena.region.name == "OCRAM1+2"
+    assert place_constants(100 * 1024, ["OCRAM1+2"], mem, arena).region.name == "OCRAM1+2"
+    flash = place_constants(200 * 1024, ["OCRAM1+2"], mem, arena)
+    assert flash.region is None and "in flash (OCRAM1+2 123 KiB free)" in flash.describe()
 
 
 def test_rt_tflm_arena_falls_back_to_sdram_loudly(project, nxp_model_path):

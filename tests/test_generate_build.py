@@ -106,6 +106,7 @@ def test_rt_project_builds_with_the_sdk(projects, board, engine):
     if engine == "aot":  # the arena symbol itself, whole, inside the region (DTCM: 0x2000xxxx)
         arena = symbols["nd_arena"][0]
         assert region.address <= arena and arena + p.arena_bytes <= region.address + region.size
+        _check_aot_placement(p, symbols)
     # Our SystemInitHook (nd_flexram.c) replaced the SDK's weak empty one, so the split is applied; the map names the
     # object that supplied the linked copy (-z muldefs would hide a second strong definition).
     hook = symbols["SystemInitHook"]
@@ -113,6 +114,31 @@ def test_rt_project_builds_with_the_sdk(projects, board, engine):
     linked = re.search(rf"\.text\.SystemInitHook\s+0x0*{hook[0]:x}\s+0x[0-9a-f]+ (\S+)",
                        (p.out_dir / "build/nanodet.map").read_text())
     assert linked and linked.group(1).endswith("nd_flexram.c.obj"), linked
+
+
+# The fast kernels' hot functions (C and assembly), which the board's [aot] code_section puts in fast code memory.
+HOT_KERNELS = ("nd_conv2d_rows_3x2_s8", "nd_conv3x2_run", "nd_dw_pairs_s1_run", "nd_dw4_run", "nd_add_smmulr_s8",
+               "nd_resize_add_smmulr_s8", "nd_maxpool_rows_s8x4")
+
+
+def _check_aot_placement(p, symbols: dict[str, tuple[int, str]]) -> None:
+    """What the board's [aot] table asks for, read back from the linked ELF: hot kernels in ITCM, the model's
+    constant arrays (nd_wq_*: conv weights) in the const region generate chose, else outside every RAM region."""
+    board = boards.load(p.board)
+    aot = json.loads((p.out_dir / "project.json").read_text())["aot"]
+    assert board.aot is not None and aot["code_section"] == board.aot["code_section"]
+    itcm = board.flexram.itcm_address, board.flexram.itcm_address + board.flexram.bytes("itcm")
+    for name in HOT_KERNELS:
+        assert itcm[0] <= symbols[name][0] < itcm[1], (name, hex(symbols[name][0]))
+    weights = [addr for name, (addr, _) in symbols.items() if name.startswith("nd_wq_")]
+    assert weights
+    regions = {r.name: r for r in board.memory}
+    if aot["const_region"] == "flash":
+        assert not any(r.address <= a < r.address + r.size for a in weights for r in regions.values())
+    else:
+        r = regions[aot["const_region"]]
+        start, end = symbols["__nd_const_start__"][0], symbols["__nd_const_end__"][0]
+        assert r.address <= start <= min(weights) and max(weights) < end <= r.address + r.size
 
 
 def _symbols(elf: Path) -> dict[str, tuple[int, str]]:

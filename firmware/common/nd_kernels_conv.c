@@ -10,14 +10,14 @@
 #define ND_CONV3X2_PATCH_TRIPLES 8
 
 /* An unpadded 1x1 conv over channels that fill whole words reads its K inputs in place. */
-static int nd_conv_direct(const nd_conv_params_t *p)
+ND_FAST_CODE static int nd_conv_direct(const nd_conv_params_t *p)
 {
     return p->kh == 1 && p->kw == 1 && p->pad_t == 0 && p->pad_l == 0 && p->k4 == p->in.c;
 }
 
 /* scratch: the extended triple (3 * k4 halfwords), then, unless the conv reads its input in place, the patches of
  * border pixels and a tail word per pixel (see nd_conv_rows_direct) */
-int32_t nd_conv2d_3x2_buffer_size(const nd_conv_params_t *p)
+ND_FAST_CODE int32_t nd_conv2d_3x2_buffer_size(const nd_conv_params_t *p)
 {
     return 6 * p->k4 + (nd_conv_direct(p) ? 0 : 3 * ND_CONV3X2_PATCH_TRIPLES * (p->k4 + 4));
 }
@@ -33,8 +33,8 @@ int32_t nd_conv2d_3x2_buffer_size(const nd_conv_params_t *p)
  * the map.  Layout (the generator orders the weights the same way): each of the kh kernel rows holds n = kw * in_c
  * bytes; first the whole words of every row (4 * (n / 4) bytes each), then the rows' remaining n % 4 bytes, then
  * zeros up to k4.  An interior pixel of a dense map is then word copies and a few bytes. */
-ND_NO_LIBCALLS static void nd_patches(const nd_conv_params_t *p, const int8_t *in, int oy, int ox0, int count,
-                                      int8_t *d)
+ND_FAST_CODE ND_NO_LIBCALLS static void nd_patches(const nd_conv_params_t *p, const int8_t *in, int oy, int ox0,
+                                                   int count, int8_t *d)
 {
     const int in_c = p->in.c, n = p->kw * in_c, nw = n / 4, nt = n % 4, kh = p->kh, k4 = p->k4;
     const int in_h = p->in.h, in_w = p->in.w, ips = p->in.pstride, dh = p->dh, dw = p->dw, kw = p->kw;
@@ -82,8 +82,8 @@ ND_NO_LIBCALLS static void nd_patches(const nd_conv_params_t *p, const int8_t *i
 /* n pixels whose inputs are `count` segments (pixel j's words of segment s at s.x + j * s.step), outputs o_step bytes
  * apart: the whole triples in one run, then each pixel left over as a triple of itself (steps 0: it is computed three
  * times and written three times to the same place). */
-static void nd_conv3x2_pixels(nd_conv3x2_args_t *a, const nd_conv3x2_seg_t *seg, int count, int8_t *o, int32_t o_step,
-                              int32_t n)
+ND_FAST_CODE static void nd_conv3x2_pixels(nd_conv3x2_args_t *a, const nd_conv3x2_seg_t *seg, int count, int8_t *o,
+                                           int32_t o_step, int32_t n)
 {
     nd_conv3x2_seg_t run[ND_CONV3X2_MAX_SEGMENTS];
     a->segs = run, a->segs_end = run + count;
@@ -103,15 +103,15 @@ static void nd_conv3x2_pixels(nd_conv3x2_args_t *a, const nd_conv3x2_seg_t *seg,
 
 /* An unpadded window in a dense map reads straight from it: the kh kernel rows' whole words as kh segments, and
  * their remaining bytes (at most one word of them) as a word per pixel in `tails`, the last segment. */
-static int nd_conv_rows_direct(const nd_conv_params_t *p)
+ND_FAST_CODE static int nd_conv_rows_direct(const nd_conv_params_t *p)
 {
     const int n = p->kw * p->in.c;
     return p->in.pstride == p->in.c && p->dw == 1 && p->kh * (n % 4) <= 4 && p->kh < ND_CONV3X2_MAX_SEGMENTS;
 }
 
 /* Pixels [ox0, ox0 + n) of output row oy whose windows lie inside the map, through nd_conv_rows_direct's segments. */
-static void nd_conv3x2_window_run(nd_conv3x2_args_t *a, const nd_conv_params_t *p, const int8_t *in, int oy, int ox0,
-                                  int n, int8_t *o, uint32_t *tails)
+ND_FAST_CODE static void nd_conv3x2_window_run(nd_conv3x2_args_t *a, const nd_conv_params_t *p, const int8_t *in,
+                                               int oy, int ox0, int n, int8_t *o, uint32_t *tails)
 {
     nd_conv3x2_seg_t seg[ND_CONV3X2_MAX_SEGMENTS];
     const int in_c = p->in.c, row_n = p->kw * in_c, nw = row_n / 4, nt = row_n % 4;
@@ -138,8 +138,8 @@ static void nd_conv3x2_window_run(nd_conv3x2_args_t *a, const nd_conv_params_t *
     nd_conv3x2_pixels(a, seg, count, o, p->out.pstride, n);
 }
 
-void nd_conv2d_rows_3x2_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, int oy0, int oy1, int ring_rows,
-                           void *scratch)
+ND_FAST_CODE void nd_conv2d_rows_3x2_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, int oy0, int oy1,
+                                        int ring_rows, void *scratch)
 {
     nd_conv3x2_args_t a;
     a.xe = (uint32_t *)scratch;
@@ -204,7 +204,7 @@ static inline int32_t nd_conv3x2_out(int32_t acc, const int32_t *q, const uint8_
     return nd_sat8(t);
 }
 
-void nd_conv3x2_run(const nd_conv3x2_args_t *a)
+ND_FAST_CODE void nd_conv3x2_run(const nd_conv3x2_args_t *a)
 {
     const int32_t k4 = a->k4, cs = a->cstride, os = a->o_step;
     for (int32_t t = 0; t < a->n; ++t) {

@@ -25,7 +25,11 @@
 
     .syntax unified
     .thumb
+#ifdef ND_KERNELS_CODE_SECTION /* a board's fast code memory (see nd_kernels_fast.h) */
+    .section ND_KERNELS_CODE_SECTION, "ax", %progbits
+#else
     .text
+#endif
 
 /* nd_conv3x2_args_t field offsets */
     .equ A_SEGS, 0

@@ -6,14 +6,14 @@
 #if !ND_KERNELS_REFERENCE_ONLY
 
 /* scratch: one 3x3 window of c-byte pixels, for the border windows */
-int32_t nd_dwconv3x3_smla_buffer_size(const nd_conv_params_t *p)
+ND_FAST_CODE int32_t nd_dwconv3x3_smla_buffer_size(const nd_conv_params_t *p)
 {
     return 9 * p->out.c;
 }
 
 /* A border window as a 3x3 patch of c-byte pixels, the input zero point standing in for the taps outside the map:
  * those then contribute exactly 0 (the bias has the input offset folded in), like the taps TFLM skips. */
-static void nd_dw_border_patch(const nd_conv_params_t *p, const int8_t *in, int iy, int ix, int8_t *patch)
+ND_FAST_CODE static void nd_dw_border_patch(const nd_conv_params_t *p, const int8_t *in, int iy, int ix, int8_t *patch)
 {
     const int c_n = p->out.c, ps = p->in.pstride;
     const int32_t row = (int32_t)p->in.w * ps;
@@ -43,7 +43,7 @@ static void nd_dw_border_patch(const nd_conv_params_t *p, const int8_t *in, int 
     } while (0)
 
 /* The microkernel in C (the Cortex-M7 assembly in nd_kernels_dwconv_m7.S serves ops without a table there). */
-static void nd_dw4_run_c(const nd_dw4_args_t *a)
+ND_FAST_CODE static void nd_dw4_run_c(const nd_dw4_args_t *a)
 {
     const int32_t ps = a->ps;
     const int8_t *win = a->win;
@@ -74,13 +74,13 @@ static void nd_dw4_run_c(const nd_dw4_args_t *a)
 }
 
 #if !(defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__))
-void nd_dw4_run(const nd_dw4_args_t *a)
+ND_FAST_CODE void nd_dw4_run(const nd_dw4_args_t *a)
 {
     nd_dw4_run_c(a);
 }
 #endif
 
-void nd_dwconv3x3_smla_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, void *scratch)
+ND_FAST_CODE void nd_dwconv3x3_smla_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, void *scratch)
 {
     const int c_n = p->out.c, ps = p->in.pstride;
     const int32_t row = (int32_t)p->in.w * ps;
@@ -118,21 +118,22 @@ void nd_dwconv3x3_smla_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *o
  * words per row: x0 w0 + x1 w1 (SMLAD) + x2 w2, and x1 w0 + x2 w1 + x3 w2 (SMLAD). */
 
 /* halfwords per ring row and channel: every tap the output loop reads, rounded up to whole words */
-static int32_t nd_dw_pairs_row(const nd_conv_params_t *p)
+ND_FAST_CODE static int32_t nd_dw_pairs_row(const nd_conv_params_t *p)
 {
     const int32_t last = ((p->out.w + 1) & ~1) + 3; /* outputs in pairs: one past the last pair's taps, and one */
     const int32_t n = last > p->pad_l + p->in.w ? last : p->pad_l + p->in.w;
     return (n + 1) & ~1;
 }
 
-int32_t nd_dwconv3x3_pairs_buffer_size(const nd_conv_params_t *p)
+ND_FAST_CODE int32_t nd_dwconv3x3_pairs_buffer_size(const nd_conv_params_t *p)
 {
     return 4 * p->out.c * nd_dw_pairs_row(p) * 2;
 }
 
 /* Input row y into a ring row: channel c's value of pixel x at halfword c * n + pad_l + x.  Two pixels of four
  * channels at a time where the halfwords pair up into words (SXTB16, then PKHBT/PKHTB); single halfwords at the ends. */
-ND_HOT static void nd_dw_pairs_extend(const nd_conv_params_t *p, const int8_t *in, int32_t y, int16_t *row, int32_t n)
+ND_FAST_CODE ND_HOT static void nd_dw_pairs_extend(const nd_conv_params_t *p, const int8_t *in, int32_t y, int16_t *row,
+                                                   int32_t n)
 {
     const int32_t c_n = p->out.c, w = p->in.w, ps = p->in.pstride, pad_l = p->pad_l;
     const int8_t *s = in + y * w * ps;
@@ -162,8 +163,9 @@ ND_HOT static void nd_dw_pairs_extend(const nd_conv_params_t *p, const int8_t *i
 /* One output row of one channel: rows r0..r2 are the channel's three ring rows (words of tap pairs from the window's
  * first column), q its ND_DW_PAIRS_WORDS constants.  The weight pairs are reloaded per output (ND_LD2) rather than
  * held: that keeps the loop within the registers. */
-ND_HOT static void nd_dw_pairs_channel(const int32_t *q, const uint32_t *r0, const uint32_t *r1, const uint32_t *r2,
-                                       int8_t *o, int32_t ops, int32_t ow, const uint8_t *lut)
+ND_FAST_CODE ND_HOT static void nd_dw_pairs_channel(const int32_t *q, const uint32_t *r0, const uint32_t *r1,
+                                                    const uint32_t *r2, int8_t *o, int32_t ops, int32_t ow,
+                                                    const uint8_t *lut)
 {
     const int32_t b = q[6];
     int32_t ox = 0;
@@ -194,7 +196,7 @@ ND_HOT static void nd_dw_pairs_channel(const int32_t *q, const uint32_t *r0, con
 
 #if !(defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__))
 /* The microkernel in C (nd_kernels_dwconv_m7.S is the Cortex-M7 one). */
-void nd_dw_pairs_s1_run(const nd_dw_pairs_args_t *a)
+ND_FAST_CODE void nd_dw_pairs_s1_run(const nd_dw_pairs_args_t *a)
 {
     for (int32_t c = 0; c < a->channels; ++c) {
         const int32_t at = c * a->plane / 4; /* words */
@@ -204,7 +206,7 @@ void nd_dw_pairs_s1_run(const nd_dw_pairs_args_t *a)
 }
 #endif
 
-void nd_dwconv3x3_pairs_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, void *scratch)
+ND_FAST_CODE void nd_dwconv3x3_pairs_s8(const nd_conv_params_t *p, const int8_t *in, int8_t *out, void *scratch)
 {
     const int32_t c_n = p->out.c, n = nd_dw_pairs_row(p), row = c_n * n, ops = p->out.pstride;
     int16_t *ring = (int16_t *)scratch, *const zp_row = ring + 3 * row;

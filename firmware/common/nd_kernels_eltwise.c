@@ -26,8 +26,8 @@ static inline uint32_t nd_max3x3(const int8_t *r0, const int8_t *r1, const int8_
 
 /* n pooled pixels of a 3x3 window, window j on rows r0..r2 from column byte j * step: the interior of NanoDet's stem
  * pool, in a function of its own so that the loop keeps its few pointers in registers. */
-static void nd_max3x3_run(const int8_t *r0, const int8_t *r1, const int8_t *r2, int32_t ps, int32_t step, int n,
-                          int c_n, int8_t *o, int32_t o_step)
+ND_FAST_CODE static void nd_max3x3_run(const int8_t *r0, const int8_t *r1, const int8_t *r2, int32_t ps, int32_t step,
+                                       int n, int c_n, int8_t *o, int32_t o_step)
 {
     for (; n > 0; --n, r0 += step, r1 += step, r2 += step, o += o_step) {
         for (int c = 0; c < c_n; c += 4) {
@@ -38,8 +38,8 @@ static void nd_max3x3_run(const int8_t *r0, const int8_t *r1, const int8_t *r2, 
 }
 
 /* One pooled pixel whose window is clipped by the map's edges (or any window, with a fused activation range). */
-static void nd_maxpool_pixel(const nd_pool_params_t *q, const int8_t *first, int ky0, int ky1, int32_t x0,
-                             const int8_t *in, const int8_t *ring_end, int pad_rows, int8_t *o)
+ND_FAST_CODE static void nd_maxpool_pixel(const nd_pool_params_t *q, const int8_t *first, int ky0, int ky1, int32_t x0,
+                                          const int8_t *in, const int8_t *ring_end, int pad_rows, int8_t *o)
 {
     const int ps = q->in.pstride, kw = q->kw;
     const int32_t row_bytes = (int32_t)q->in.w * ps;
@@ -64,7 +64,8 @@ static void nd_maxpool_pixel(const nd_pool_params_t *q, const int8_t *first, int
 }
 
 /* Max pool, channels four at a time (generator: channels a multiple of 4); padding as in the reference. */
-void nd_maxpool_rows_s8x4(const nd_pool_params_t *q, const int8_t *in, int ring_rows, int py0, int py1, int8_t *out)
+ND_FAST_CODE void nd_maxpool_rows_s8x4(const nd_pool_params_t *q, const int8_t *in, int ring_rows, int py0, int py1,
+                                       int8_t *out)
 {
     const int ps = q->in.pstride, kh = q->kh, kw = q->kw, sw = q->sw, pad_l = q->pad_l, out_w = q->out.w;
     const int32_t row_bytes = (int32_t)q->in.w * ps, ops = q->out.pstride;
@@ -100,7 +101,8 @@ void nd_maxpool_rows_s8x4(const nd_pool_params_t *q, const int8_t *in, int ring_
 /* n elements of ADD over dense runs (ND_KERNEL_ADD_SMMULR; generator: shift in [-22, -1], tables holding twice TFLM's
  * terms): the output multiplier is positive, so the sum's high multiply and the rounding term (with the output offset
  * folded in) are one SMMLAR, and RoundingDivideByPOT's tie-break comes from the sum's sign, as in the conv kernel. */
-ND_HOT static void nd_add_run(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out, int32_t n)
+ND_FAST_CODE ND_HOT static void nd_add_run(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out,
+                                           int32_t n)
 {
     const int e = -p->shift;
     const int32_t *t1 = p->t1 + 128, *t2 = p->t2 + 128;
@@ -122,15 +124,16 @@ ND_HOT static void nd_add_run(const nd_add_params_t *p, const int8_t *a, const i
     }
 }
 
-void nd_add_smmulr_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out)
+ND_FAST_CODE void nd_add_smmulr_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out)
 {
     nd_add_run(p, a, b, out, (int32_t)p->out.h * p->out.w * p->out.c);
 }
 
 /* One output row of RESIZE_BILINEAR into a dense row: per pixel the four sources and weights once, then per channel
  * the sample (a function of its own: few live values). */
-ND_HOT static void nd_bilinear_pixel(const int8_t *p00, const int8_t *p01, const int8_t *p10, const int8_t *p11,
-                                     int32_t w00, int32_t w01, int32_t w10, int32_t w11, int8_t *o, int c_n)
+ND_FAST_CODE ND_HOT static void nd_bilinear_pixel(const int8_t *p00, const int8_t *p01, const int8_t *p10,
+                                                  const int8_t *p11, int32_t w00, int32_t w01, int32_t w10, int32_t w11,
+                                                  int8_t *o, int c_n)
 {
     for (int c = 0; c < c_n; ++c) {
         const int32_t v = p00[c] * w00 + p10[c] * w10 + p01[c] * w01 + p11[c] * w11;
@@ -138,7 +141,7 @@ ND_HOT static void nd_bilinear_pixel(const int8_t *p00, const int8_t *p01, const
     }
 }
 
-static void nd_resize_row(const nd_resize_params_t *r, const int8_t *x, int32_t y, int8_t *row)
+ND_FAST_CODE static void nd_resize_row(const nd_resize_params_t *r, const int8_t *x, int32_t y, int8_t *row)
 {
     const int32_t iw = r->in.w, ips = r->in.pstride, c_n = r->out.c;
     int32_t y0, y1, fy;
@@ -154,8 +157,8 @@ static void nd_resize_row(const nd_resize_params_t *r, const int8_t *x, int32_t 
 
 /* RESIZE_BILINEAR fused into ADD (generator: dense maps, as nd_add_run): a row of the resized map in scratch
  * (out.w * c bytes), then that row of the ADD. */
-void nd_resize_add_smmulr_s8(const nd_resize_add_params_t *p, const int8_t *a, const int8_t *x, int8_t *out,
-                             void *scratch)
+ND_FAST_CODE void nd_resize_add_smmulr_s8(const nd_resize_add_params_t *p, const int8_t *a, const int8_t *x,
+                                          int8_t *out, void *scratch)
 {
     int8_t *row = (int8_t *)scratch;
     const int32_t row_n = p->add.out.w * p->add.out.c;
@@ -168,8 +171,8 @@ void nd_resize_add_smmulr_s8(const nd_resize_add_params_t *p, const int8_t *a, c
 /* The channel shuffle's transpose: over the last two axes, d[2i] = s[i] and d[2i+1] = s[i + src_strides[-1]] for i <
  * dims[-2] (a multiple of 4), a word of each run at a time: the byte interleave is masks and shifts (four bytes of each
  * give the words a0 b0 a1 b1 and a2 b2 a3 b3); leading axes loop as in the reference. */
-static void nd_interleave2(int ndim, const int32_t *dims, const int8_t *src, const int32_t *ss, int8_t *dst,
-                           const int32_t *ds)
+ND_FAST_CODE static void nd_interleave2(int ndim, const int32_t *dims, const int8_t *src, const int32_t *ss,
+                                        int8_t *dst, const int32_t *ds)
 {
     if (ndim > 2) {
         for (int32_t i = 0; i < dims[0]; ++i) {
@@ -190,7 +193,7 @@ static void nd_interleave2(int ndim, const int32_t *dims, const int8_t *src, con
     }
 }
 
-void nd_copy_interleave2_s8(const nd_copy_params_t *p, const int8_t *src, int8_t *dst)
+ND_FAST_CODE void nd_copy_interleave2_s8(const nd_copy_params_t *p, const int8_t *src, int8_t *dst)
 {
     nd_interleave2(p->ndim, p->dims, src, p->src_strides, dst, p->dst_strides);
 }
@@ -198,7 +201,7 @@ void nd_copy_interleave2_s8(const nd_copy_params_t *p, const int8_t *src, int8_t
 /* The pass-through half of a channel shuffle into the even channels of the shuffled map: from each word a0 a1 a2 a3 of
  * a pixel, the words a0 . a1 . and a2 . a3 . (PKHBT, then LSR + PKHTB on Cortex-M7); the odd bytes get junk, which the
  * conv writing the odd channels replaces (the generator orders the steps so). */
-ND_HOT void nd_copy_spread2_s8(const nd_copy_params_t *p, const int8_t *src, int8_t *dst)
+ND_FAST_CODE ND_HOT void nd_copy_spread2_s8(const nd_copy_params_t *p, const int8_t *src, int8_t *dst)
 {
     const int32_t n = p->dims[0], c_n = p->dims[1], ss = p->src_strides[0], ds = p->dst_strides[0];
     for (int32_t i = 0; i < n; ++i, src += ss, dst += ds) {

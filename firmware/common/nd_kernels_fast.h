@@ -136,6 +136,17 @@ static inline int32_t nd_sat8(int32_t v)
 }
 #endif
 
+/* Where the fast kernels' code goes: a board's fast code memory when the project defines ND_KERNELS_CODE_SECTION (e.g.
+ * the MCUXpresso SDK linker files' CodeQuickAccess, which their .ram_function section puts in ITCM and the startup
+ * copies there), else .text.  The assembly files use the same macro. */
+#ifdef ND_KERNELS_CODE_SECTION
+#define ND_STR_(x) #x
+#define ND_STR(x) ND_STR_(x)
+#define ND_FAST_CODE __attribute__((section(ND_STR(ND_KERNELS_CODE_SECTION))))
+#else
+#define ND_FAST_CODE
+#endif
+
 /* The hot loops are short and their trip counts small multiples of 4: let GCC unroll them whatever -O level the
  * project builds with. */
 #if defined(__GNUC__) && !defined(__clang__)

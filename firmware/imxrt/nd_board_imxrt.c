@@ -34,6 +34,22 @@ static void nd_cycle_counter_start(void)
     DWT->CTRL |= DWT_CTRL_CYCCNTENA_Msk;
 }
 
+#ifdef ND_MODEL_CONST_SECTION
+/* The AOT engine's constant arrays run from on-chip RAM (board [aot] const_regions): the project's linker file loads
+ * the .nd_const output section in flash at __nd_const_load__ and places it at __nd_const_start__..__nd_const_end__. */
+extern const uint32_t __nd_const_load__[];
+extern uint32_t __nd_const_start__[];
+extern uint32_t __nd_const_end__[];
+
+static void nd_copy_model_constants(void)
+{
+    const uint32_t *src = __nd_const_load__;
+    for (uint32_t *dst = __nd_const_start__; dst < __nd_const_end__; dst++) {
+        *dst = *src++;
+    }
+}
+#endif
+
 void nd_board_init(void)
 {
     /* MPU first: it marks SDRAM and OCRAM cacheable (and enables the caches) before anything touches them. */
@@ -49,6 +65,10 @@ void nd_board_init(void)
     /* Idempotent in CMSIS 5: kept so a board.c whose MPU setup leaves the caches off still runs at full speed. */
     SCB_EnableICache();
     SCB_EnableDCache();
+#ifdef ND_MODEL_CONST_SECTION
+    /* After the caches are on (a fast copy); the engine reads them only once nd_engine_init() runs. */
+    nd_copy_model_constants();
+#endif
     nd_cycle_counter_start();
 }
 

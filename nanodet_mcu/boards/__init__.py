@@ -22,6 +22,11 @@ Schema (every key required unless marked optional):
              registers holding 2 bits per bank, bank 0 in the lowest bits, banks shared equally among them),
              tcm_size_register ("GPR14" when the device has CM7_CFGITCMSZ/CFGDTCMSZ fields, else ""),
              itcm_address, itcm_linker_region (the linker file's ITCM MEMORY region, resized to the split)
+    [aot] (optional)             where generate puts the AOT engine's hot parts
+             code_section (the linker file's input section for code that runs from fast memory: the fast kernels
+             go there), code_memory (that memory's name, for reports), const_regions ([[memory]] names, in order of
+             preference: the model's constants go to the first with room after the arena, copied there from flash by
+             the board layer at start-up; none with room: they stay in flash)
     [build]  (gcc-make family)   linker_script (in the layer directory), cflags (after the [core] architecture
              flags), ldflags
     [sdk]    (mcux-armgcc family) boards (SDK board names, first = default), device, core_id, cpu_define,
@@ -56,6 +61,7 @@ _REQUIRED = {
     "flexram": {"bank_bytes": int, "banks": int, "itcm_banks": int, "dtcm_banks": int, "ocram_banks": int,
                 "bank_cfg_registers": list, "tcm_size_register": str, "itcm_address": int, "itcm_linker_region": str},
     "build": {"linker_script": str, "cflags": list, "ldflags": list},
+    "aot": {"code_section": str, "code_memory": str, "const_regions": list},
     "sdk": {"boards": list, "device": str, "core_id": str, "cpu_define": str, "build_config": str,
             "linker_script": str, "board_sources": list, "board_include_dirs": list, "defines": list,
             "asm_defines": list, "components": list, "config": list, "tflm_components": list,
@@ -177,6 +183,11 @@ class Board:
         return [_region(m, self.flexram) for m in self.data["memory"]]
 
     @property
+    def aot(self) -> dict | None:
+        """The [aot] table (fast code section, constants' RAM candidates), or None."""
+        return self.data.get("aot")
+
+    @property
     def resized_linker_regions(self) -> list[tuple[str, int, int]]:
         """(MEMORY region, ORIGIN, new LENGTH) of the linker file's regions whose size follows the FlexRAM split."""
         f = self.flexram
@@ -240,6 +251,11 @@ def validate(data: dict, where: str) -> None:
             size = region["size"]
         if not 0 <= region["reserved"] < size:
             raise NanodetError(f"{where} [[memory]] {region['name']}: reserved must be in [0, size)")
+    if "aot" in data:
+        _check_table(f"{where} [aot]", data["aot"], _REQUIRED["aot"])
+        unknown = set(data["aot"]["const_regions"]) - {m["name"] for m in data["memory"]}
+        if unknown:
+            raise NanodetError(f"{where} [aot]: const_regions names no [[memory]] region: {', '.join(sorted(unknown))}")
     family_table = _FAMILY_TABLE.get(data["family"])
     if family_table is None:
         raise NanodetError(f"{where}: unknown family '{data['family']}' (known: {', '.join(sorted(_FAMILY_TABLE))})")

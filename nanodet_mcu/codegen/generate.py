@@ -26,7 +26,7 @@ from nanodet_mcu import (
 from nanodet_mcu.codegen import aot
 from nanodet_mcu.codegen.aot import kernels
 from nanodet_mcu.codegen.c_array import hex_bytes, int_values
-from nanodet_mcu.codegen.placement import Placement, place_arena
+from nanodet_mcu.codegen.placement import ConstPlacement, Placement, place_arena, place_constants
 from nanodet_mcu.codegen.tflm_ops import resolver_methods
 from nanodet_mcu.errors import NanodetError
 from nanodet_mcu.floatbits import f32_bits
@@ -48,6 +48,7 @@ class Project:
     files: list[str] = field(default_factory=list)
     flash_bytes: dict[str, int] = field(default_factory=dict)  # estimate of the big read-only items
     ram: dict[str, int] = field(default_factory=dict)  # AOT engine: kernel scratch (inside the arena), stack bound
+    aot_placement: list[str] = field(default_factory=list)  # AOT engine on a board with [aot]: code and constants
 
     @property
     def warning(self) -> str | None:
@@ -140,8 +141,24 @@ def _aot_engine(info: model_info.ModelInfo, tmp: Path, weights_format: str | Non
     ctx = {"arena_note": f"exact static size from the AOT planner, {result.scratch_bytes} bytes of it the largest "
                          f"kernel scratch; the engine's stack stays within ND_KERNELS_STACK_BYTES",
            "aot_ram": {"scratch_bytes": result.scratch_bytes, "stack_bytes_bound": kernels.stack_bytes()},
-           "weights_format": weights_format or "int16"}
+           "weights_format": weights_format or "int16", "aot_const_section_bytes": result.const_section_bytes}
     return result.arena_bytes, ctx, {"aot_constants": result.flash_bytes}
+
+
+def _aot_placement(board: boards.Board, arena: Placement, const_bytes: int) -> tuple[dict, list[str], dict]:
+    """The board's [aot] placement of the engine: (template context, report lines, manifest entries).
+
+    The fast kernels' code goes to the board's code_section (ITCM on the i.MX RT boards); the constant arrays to the
+    first of its const_regions with room besides the arena (copied from flash at start-up), else they stay in flash."""
+    aot = board.aot
+    if aot is None:
+        return {"aot_code_section": "", "aot_const_region": None}, [], {}
+    consts: ConstPlacement = place_constants(const_bytes, aot["const_regions"], board.memory, arena)
+    ctx = {"aot_code_section": aot["code_section"], "aot_const_region": consts.region}
+    lines = [f"fast kernels' code in {aot['code_memory']} ({aot['code_section']})", consts.describe()]
+    manifest = {"code_section": aot["code_section"], "code_memory": aot["code_memory"],
+                "const_region": consts.region.name if consts.region else "flash"}
+    return ctx, lines, manifest
 
 
 ENGINES = {"tflm": _tflm_engine, "aot": _aot_engine}
@@ -208,6 +225,9 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
     try:
         arena, engine_ctx, flash = ENGINES[engine](info, tmp, weights_format)
         placement = place_arena(arena, board.memory, board.name)
+        aot_ctx, aot_lines, aot_manifest = ({"aot_code_section": "", "aot_const_region": None}, [], {})
+        if engine == "aot":
+            aot_ctx, aot_lines, aot_manifest = _aot_placement(board, placement, engine_ctx["aot_const_section_bytes"])
         written = [f.name for f in sorted(tmp.iterdir())]  # the engine's own output (nd_model.c/h)
         lut = preprocess.input_lut(layout.input.scale, layout.input.zero_point)
         flash["images"] = len(images) * spec.INPUT_SIZE * spec.INPUT_SIZE * 3
@@ -223,7 +243,8 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
             spec.MAX_DETECTIONS, "input_size": spec.INPUT_SIZE, "images": images, "arena_bytes": arena,
             "arena_region": placement.region, "arena_warning": placement.warning, "arena_text": placement.describe(),
             "elf": ELF, "flexram": board.flexram, "resized_regions": board.resized_linker_regions,
-            "arch_flags": board.arch_flags, **user_tflm, **engine_ctx,
+            "arch_flags": board.arch_flags, **user_tflm, **engine_ctx, **aot_ctx,
+            "define_regions": _regions_to_define(placement.region, aot_ctx["aot_const_region"]),
         }
         env = _jinja_env()
         _render_dir(env, "common", tmp, ctx, written)
@@ -237,7 +258,7 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
                     "generated_by": f"nanodet-mcu {__version__}", "flash_bytes_estimate": flash,
                     "files": sorted(written + [MANIFEST])}
         if "aot_ram" in engine_ctx:
-            manifest["aot"] = {"weights_format": engine_ctx["weights_format"], **engine_ctx["aot_ram"]}
+            manifest["aot"] = {"weights_format": engine_ctx["weights_format"], **engine_ctx["aot_ram"], **aot_manifest}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _normalise_modes(tmp)
         _move_into_place(tmp, out)
@@ -247,7 +268,16 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
     if placement.warning:
         log(f"nanodet-mcu generate: {placement.warning}")
     return Project(out, board.name, engine, arena, placement, sorted(manifest["files"]), flash,
-                   engine_ctx.get("aot_ram", {}))
+                   engine_ctx.get("aot_ram", {}), aot_lines)
+
+
+def _regions_to_define(*regions) -> list:
+    """The linker MEMORY regions the project adds to the SDK file (arena's, constants'), each once."""
+    out = []
+    for r in regions:
+        if r is not None and r.define_region and r.linker_region not in {o.linker_region for o in out}:
+            out.append(r)
+    return out
 
 
 def _user_tflm(board, engine: str, include: list[str | Path], lib: str | Path | None) -> dict:

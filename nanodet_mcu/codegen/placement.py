@@ -38,3 +38,34 @@ def place_arena(arena_bytes: int, regions: list[MemoryRegion], board: str = "boa
     biggest = max(regions, key=lambda r: r.available)
     raise NanodetError(f"the {arena_bytes}-byte tensor arena fits in no memory region of {board} "
                        f"(largest: {biggest.name}, {biggest.available} bytes free)")
+
+
+@dataclass(frozen=True)
+class ConstPlacement:
+    """Where the AOT engine's constant arrays live at run time: a RAM region (copied from flash at start-up) or
+    None (read in place from flash)."""
+    region: MemoryRegion | None
+    const_bytes: int
+    tried: tuple[tuple[str, int], ...]  # (region, bytes free there after the arena) of each candidate, in order
+
+    def describe(self) -> str:
+        if self.region is not None:
+            r = self.region
+            return (f"model constants {self.const_bytes} bytes ({self.const_bytes / 1024:.1f} KiB) in {r.name} "
+                    f"({r.linker_region}), copied from flash at start-up")
+        room = ", ".join(f"{name} {free // 1024} KiB free" for name, free in self.tried) or "no RAM candidate"
+        return f"model constants {self.const_bytes} bytes ({self.const_bytes / 1024:.1f} KiB) in flash ({room})"
+
+
+def place_constants(const_bytes: int, candidates: list[str], regions: list[MemoryRegion],
+                    arena: Placement) -> ConstPlacement:
+    """The first candidate region (by name, in the board's order) with room for the constants besides the arena."""
+    by_name = {r.name: r for r in regions}
+    tried = []
+    for name in candidates:
+        region = by_name[name]
+        free = region.available - (arena.arena_bytes + 16 if region.name == arena.region.name else 0)  # + its ALIGN(16)
+        tried.append((name, free))
+        if const_bytes <= free:
+            return ConstPlacement(region, const_bytes, tuple(tried))
+    return ConstPlacement(None, const_bytes, tuple(tried))

@@ -34,6 +34,8 @@ def run(args) -> int:
               f"bytes), planned here; the engine's stack stays within {project.ram['stack_bytes_bound']:,} bytes "
               "below its caller (ND_KERNELS_STACK_BYTES; the painted peak on QEMU is checked against it by the tests "
               "and printed by benchmarks/bench_aot_qemu.py)")
+    for line in project.aot_placement:
+        print(f"  {line}")
     flash = ", ".join(f"{k} {v:,}" for k, v in sorted(project.flash_bytes.items()))
     print(f"  flash (large constants): {flash} bytes")
     print(f"  build: {project.out_dir}/build.sh   (or: nanodet-mcu build {project.out_dir})")

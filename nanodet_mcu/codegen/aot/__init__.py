@@ -22,6 +22,7 @@ class AotResult:
     files: list[str]
     flash_bytes: int = 0  # bytes of constant arrays (weights, tables) the normal kernel build compiles
     scratch_bytes: int = 0  # the largest kernel scratch of any step (inside the arena)
+    const_section_bytes: int = 0  # the constant arrays word-aligned, larger of the two kernel builds (RAM placement)
 
 
 def emit_c(info: model_info.ModelInfo, out_dir: str | Path, weights_format: str = "int16") -> AotResult:
@@ -52,4 +53,5 @@ def emit_any(info: model_info.ModelInfo, out_dir: str | Path, nanodet: bool = Fa
         os.replace(tmp, out / name)
     scratch = max((st.scratch and max(st.scratch.ref_bytes, st.scratch.fast_bytes) or 0 for st in prog.steps),
                   default=0)
-    return AotResult(arena, [str(out / n) for n in FILES], emit.flash_bytes(prog)["fast"], scratch)
+    return AotResult(arena, [str(out / n) for n in FILES], emit.flash_bytes(prog)["fast"], scratch,
+                     emit.const_section_bytes(prog))

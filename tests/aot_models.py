@@ -176,6 +176,13 @@ def _cases():
             a, [5, 4], half_pixel_centers=True) + b), [(1, 10, 9, 4), (1, 5, 4, 4)], [(-2.0, 2.0), (0.0, 1.0)]),
         "resize_add_align": lambda: ((lambda a, b: a + tf.compat.v1.image.resize_bilinear(
             b, [9, 7], align_corners=True)), [(1, 9, 7, 3), (1, 4, 3, 3)], [(-1.0, 1.0), (-1.0, 1.0)]),
+        # weights 0, 1/2 or 1 (the fast RESIZE_QUARTER; resize_add_up_half_pixel has 1/4, 3/4): 2x, 1/2, corners
+        "resize_add_up2": lambda: ((lambda a, b: a + tf.compat.v1.image.resize_bilinear(b, [10, 14])),
+                                   [(1, 10, 14, 8), (1, 5, 7, 8)], [(-1.0, 1.0), (-3.0, 2.0)]),
+        "resize_add_down2": lambda: ((lambda a, b: a + tf.compat.v1.image.resize_bilinear(b, [4, 5])),
+                                     [(1, 4, 5, 4), (1, 8, 10, 4)], [(-1.0, 2.0), (-1.0, 1.0)]),
+        "resize_add_align_half": lambda: ((lambda a, b: a + tf.compat.v1.image.resize_bilinear(
+            b, [7, 5], align_corners=True)), [(1, 7, 5, 12), (1, 4, 3, 12)], [(-1.0, 1.0), (-1.0, 1.0)]),
         "stem_pad_maxpool": lambda: _stem("pad"),
         "stem_replicate_maxpool": lambda: _stem("replicate"),
         "unsupported_avgpool": lambda: _unary((1, 4, 4, 3), lambda x: tf.nn.avg_pool2d(x, 2, 2, "VALID")),

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from nanodet_mcu import model_info, preprocess
-from nanodet_mcu.codegen.aot import emit_any, emit_c, quant
+from nanodet_mcu.codegen.aot import emit_any, emit_c, kernels, quant
 from nanodet_mcu.codegen.aot.host import KERNELS_DIR, REFERENCE_ONLY_FLAG, HostModel, kernel_sources
 from nanodet_mcu.errors import NanodetError
 from tests import aot_models
@@ -88,6 +88,35 @@ def test_fixed_point_primitives_match_python():
         m = int(rng.integers(1 << 30, (1 << 31) - 1))
         s = int(rng.integers(-31, 4))
         assert lib.nd_mbqm(x, m, s) == quant.mbqm(x, m, s), (x, m, s)
+
+
+class _FMap(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_int32) for n in ("h", "w", "c", "pstride", "cstride")]
+
+
+class _ResizeParams(ctypes.Structure):  # nd_resize_params_t
+    _fields_ = [("in_", _FMap), ("out", _FMap), ("align_corners", ctypes.c_int16),
+                ("half_pixel_centers", ctypes.c_int16), ("kernel", ctypes.c_int)]
+
+
+def test_resize_sources_match_the_c_and_pick_the_quarter_kernel():
+    """kernels.resize_sources (which picks RESIZE_QUARTER) against nd_resize_source, on NanoDet's and odd sizes."""
+    lib = ctypes.CDLL(str(HostModel(model_info.load(aot_models.build("conv1x1_relu"))).lib_path))
+    lib.nd_resize_source.restype = None
+    out = [ctypes.c_int32() for _ in range(3)]
+    for (ih, iw), (oh, ow) in [((20, 20), (40, 40)), ((40, 40), (20, 20)), ((5, 7), (10, 14)), ((4, 3), (7, 5)),
+                               ((10, 9), (5, 4)), ((3, 8), (11, 2))]:
+        for align, half in [(0, 0), (0, 1), (1, 0)]:
+            p = kernels.Resize(kernels.FMap(ih, iw, 8, 8), kernels.FMap(oh, ow, 8, 8), align, half)
+            c = _ResizeParams(_FMap(ih, iw, 8, 8, 1), _FMap(oh, ow, 8, 8, 1), align, half, 0)
+            for axis in (0, 1):
+                for o, want in enumerate(kernels.resize_sources(p, axis)):
+                    lib.nd_resize_source(ctypes.byref(c), axis, o, *map(ctypes.byref, out))
+                    assert tuple(v.value for v in out) == want, (p, axis, o)
+    quarter = kernels.FMap(20, 20, 96, 96), kernels.FMap(40, 40, 96, 96)
+    assert kernels.resize_quarter(kernels.Resize(*quarter, 0, 1))  # NanoDet's 2x up (weights 1/4, 3/4)
+    assert kernels.resize_quarter(kernels.Resize(*quarter[::-1], 0, 1))  # and 1/2 down (1/2, 1/2)
+    assert not kernels.resize_quarter(kernels.Resize(kernels.FMap(5, 6, 8, 8), kernels.FMap(9, 13, 8, 8), 1, 0))
 
 
 def test_quantize_multiplier_edges():

@@ -70,6 +70,7 @@ typedef enum {
     ND_KERNEL_ADD_SMMULR,       /* ADD over dense maps: one rounding multiply per element */
     ND_KERNEL_COPY_INTERLEAVE2, /* copy that interleaves two channel runs (the channel shuffle's transpose) */
     ND_KERNEL_COPY_SPREAD2,     /* copy into every other channel of a shuffled map, whole words (see below) */
+    ND_KERNEL_RESIZE_QUARTER,   /* RESIZE_BILINEAR (inside the fast ADD) whose weights are multiples of 1/4 */
 } nd_kernel_t;
 
 /* A feature map view: c elements per pixel are used, pixels pstride elements apart, rows w * pstride apart, channels
@@ -148,6 +149,7 @@ void nd_add_s8(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_
 typedef struct {
     nd_fmap_t in, out;
     int16_t align_corners, half_pixel_centers;
+    nd_kernel_t kernel; /* ND_KERNEL_REF, or ND_KERNEL_RESIZE_QUARTER inside nd_resize_add_s8's fast ADD */
 } nd_resize_params_t;
 
 void nd_resize_bilinear_s8(const nd_resize_params_t *p, const int8_t *in, int8_t *out);

@@ -22,13 +22,6 @@ ND_FAST_CODE int32_t nd_conv2d_3x2_buffer_size(const nd_conv_params_t *p)
     return 6 * p->k4 + (nd_conv_direct(p) ? 0 : 3 * ND_CONV3X2_PATCH_TRIPLES * (p->k4 + 4));
 }
 
-/* the copies here are a few bytes: GCC's memcpy/memset idiom calls would cost more than the copies */
-#if defined(__GNUC__) && !defined(__clang__)
-#define ND_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
-#else
-#define ND_NO_LIBCALLS
-#endif
-
 /* The k4 input bytes of n output pixels (oy, ox0 + j) into d + j * k4, the zero point standing in for taps outside
  * the map.  Layout (the generator orders the weights the same way): each of the kh kernel rows holds n = kw * in_c
  * bytes; first the whole words of every row (4 * (n / 4) bytes each), then the rows' remaining n % 4 bytes, then

@@ -155,15 +155,87 @@ ND_FAST_CODE static void nd_resize_row(const nd_resize_params_t *r, const int8_t
     }
 }
 
+/* ND_KERNEL_RESIZE_QUARTER (generator: every row and column weight a multiple of 1/4, channels a multiple of 4, dense
+ * maps; NanoDet's 2x up (1/4, 3/4) and 1/2 down (1/2, 1/2) with half-pixel centres).  With the row weights (ay, by)
+ * and the column weights (ax, bx) in quarters (ay + by = ax + bx = 4), TFLM's sample is floor((S + 7 + [S > 0]) / 16)
+ * for S the four pixels' sum weighted by ay ax, ay bx, by ax, by bx.  It is computed on values biased by 128 (S + 2048
+ * in [0, 4080]) in two 16-bit lanes per word, channels (c, c + 2) and (c + 1, c + 3), where plain multiplies and adds
+ * stay within their lanes: first a row of vertical sums (per input pixel and four channels, the two lane words of
+ * ay u(y0) + by u(y1), u = x + 128), then per output pixel ax v(x0) + bx v(x1) and the rounding. */
+ND_FAST_CODE static inline uint32_t nd_quarter_round(uint32_t s)
+{
+    s += 0x00070007u + (((s + 0x07FF07FFu) >> 12) & 0x00010001u); /* + 7 + [S > 0]: S + 2048 + 2047 >= 4096 */
+    return (s >> 4) & 0x00FF00FFu;
+}
+
+/* weights in quarters (a, b) of a row or column from nd_resize_source's fraction (a clamped edge: one pixel) */
+ND_FAST_CODE static inline int32_t nd_quarter_b(int32_t lo, int32_t hi, int32_t frac)
+{
+    return lo == hi ? 0 : frac / 256;
+}
+
+ND_FAST_CODE ND_HOT static void nd_quarter_sums(const int8_t *r0, const int8_t *r1, uint32_t a, uint32_t b, int32_t n,
+                                                uint32_t *v)
+{
+    for (int32_t i = 0; i < n; i += 4, v += 2) {
+        const uint32_t x = nd_ld32(r0 + i) ^ 0x80808080u, y = nd_ld32(r1 + i) ^ 0x80808080u;
+        v[0] = (x & 0x00FF00FFu) * a + (y & 0x00FF00FFu) * b;
+        v[1] = ((x >> 8) & 0x00FF00FFu) * a + ((y >> 8) & 0x00FF00FFu) * b;
+    }
+}
+
+ND_FAST_CODE ND_HOT static void nd_quarter_pixel(const uint32_t *v0, const uint32_t *v1, uint32_t a, uint32_t b,
+                                                 int c_n, int8_t *o)
+{
+    for (int c = 0; c < c_n; c += 4, v0 += 2, v1 += 2, o += 4) {
+        const uint32_t r = nd_quarter_round(v0[0] * a + v1[0] * b) | nd_quarter_round(v0[1] * a + v1[1] * b) << 8;
+        const uint32_t w = r ^ 0x80808080u;
+        memcpy(o, &w, 4);
+    }
+}
+
+ND_FAST_CODE ND_NO_LIBCALLS static void nd_resize_quarter_row(const nd_resize_params_t *r, const int8_t *x, int32_t y,
+                                                              int8_t *row, uint32_t *v)
+{
+    const int32_t c_n = r->out.c, in_row = r->in.w * c_n, w4 = c_n / 2; /* lane words per pixel */
+    int32_t y0, y1, fy;
+    nd_resize_source(r, 0, y, &y0, &y1, &fy);
+    const int32_t by = nd_quarter_b(y0, y1, fy);
+    const int8_t *src = x + y0 * in_row;
+    int sums = 0; /* the row's vertical sums, made when the first pixel needs them */
+    for (int32_t xo = 0; xo < r->out.w; ++xo, row += c_n) {
+        int32_t x0, x1, fx;
+        nd_resize_source(r, 1, xo, &x0, &x1, &fx);
+        const int32_t bx = nd_quarter_b(x0, x1, fx);
+        if (by == 0 && bx == 0) { /* one pixel */
+            for (int32_t c = 0; c < c_n; c += 4) {
+                const uint32_t w = nd_ld32(src + x0 * c_n + c);
+                memcpy(row + c, &w, 4);
+            }
+            continue;
+        }
+        if (!sums) {
+            nd_quarter_sums(src, x + y1 * in_row, (uint32_t)(4 - by), (uint32_t)by, in_row, v);
+            sums = 1;
+        }
+        nd_quarter_pixel(v + x0 * w4, v + x1 * w4, (uint32_t)(4 - bx), (uint32_t)bx, c_n, row);
+    }
+}
+
 /* RESIZE_BILINEAR fused into ADD (generator: dense maps, as nd_add_run): a row of the resized map in scratch
- * (out.w * c bytes), then that row of the ADD. */
+ * (out.w * c bytes; RESIZE_QUARTER: then 2 * in.w * c bytes of vertical sums), then that row of the ADD. */
 ND_FAST_CODE void nd_resize_add_smmulr_s8(const nd_resize_add_params_t *p, const int8_t *a, const int8_t *x,
                                           int8_t *out, void *scratch)
 {
     int8_t *row = (int8_t *)scratch;
     const int32_t row_n = p->add.out.w * p->add.out.c;
+    uint32_t *v = (uint32_t *)(void *)(row + row_n); /* word aligned: row_n is a multiple of 4 with RESIZE_QUARTER */
     for (int32_t y = 0; y < p->add.out.h; ++y, a += row_n, out += row_n) {
-        nd_resize_row(&p->resize, x, y, row);
+        if (p->resize.kernel == ND_KERNEL_RESIZE_QUARTER) {
+            nd_resize_quarter_row(&p->resize, x, y, row, v);
+        } else {
+            nd_resize_row(&p->resize, x, y, row);
+        }
         nd_add_run(&p->add, a, row, out, row_n);
     }
 }

@@ -155,6 +155,14 @@ static inline int32_t nd_sat8(int32_t v)
 #define ND_HOT
 #endif
 
+/* Short copies written as loops stay loops: GCC's memcpy/memset idiom calls would cost more than the copies (and
+ * newlib-nano's memcpy copies bytes). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define ND_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define ND_NO_LIBCALLS
+#endif
+
 static inline uint32_t nd_ld32(const int8_t *p)
 {
     uint32_t v;

@@ -29,6 +29,7 @@ MAXPOOL_S8X4 = CName("ND_KERNEL_MAXPOOL_S8X4")
 ADD_SMMULR = CName("ND_KERNEL_ADD_SMMULR")
 COPY_INTERLEAVE2 = CName("ND_KERNEL_COPY_INTERLEAVE2")
 COPY_SPREAD2 = CName("ND_KERNEL_COPY_SPREAD2")
+RESIZE_QUARTER = CName("ND_KERNEL_RESIZE_QUARTER")
 
 COPY_MAX_DIMS = 6  # ND_COPY_MAX_DIMS
 
@@ -158,6 +159,7 @@ class Resize(CStruct):
     out: FMap
     align_corners: int
     half_pixel_centers: int
+    kernel: CName = REF
 
 
 @dataclass(frozen=True)
@@ -216,8 +218,39 @@ def conv_scratch(p: Conv) -> int:
 
 
 def resize_add_scratch(p: ResizeAdd) -> int:
-    """nd_resize_add_s8_get_buffer_size: one row of the resized map for the fast kernel."""
-    return p.add.out.w * p.add.out.c if p.add.kernel == ADD_SMMULR else 0
+    """nd_resize_add_s8_get_buffer_size: one row of the resized map for the fast kernel (RESIZE_QUARTER: then a row of
+    vertical sums, two bytes per input element)."""
+    if p.add.kernel != ADD_SMMULR:
+        return 0
+    return p.add.out.w * p.add.out.c + (2 * p.resize.in_.w * p.resize.in_.c if p.resize.kernel == RESIZE_QUARTER else 0)
+
+
+def _cdiv(a: int, b: int) -> int:
+    """C's integer division (truncating toward zero), b > 0."""
+    return a // b if a >= 0 else -(-a // b)
+
+
+def resize_sources(p: Resize, axis: int) -> list[tuple[int, int, int]]:
+    """nd_resize_source for every output row (axis 0) or column (axis 1): (lo, hi, frac in 1/1024)."""
+    in_size, out_size = (p.in_.h, p.out.h) if axis == 0 else (p.in_.w, p.out.w)
+    scale = ((1 << 10) * in_size + out_size // 2) // out_size
+    if p.align_corners and out_size > 1:
+        scale = ((1 << 10) * (in_size - 1) + (out_size - 1) // 2) // (out_size - 1)
+    out = []
+    for o in range(out_size):
+        scaled = o * scale + scale // 2 - (1 << 9) if p.half_pixel_centers else o * scale
+        lo = max(_cdiv(scaled, 1 << 10), 0)
+        hi = min(_cdiv(scaled + (1 << 10) - 1, 1 << 10), in_size - 1)
+        out.append((lo, hi, scaled - (1 << 10) * lo))
+    return out
+
+
+def resize_quarter(p: Resize) -> bool:
+    """ND_KERNEL_RESIZE_QUARTER applies: every row and column weight a multiple of 1/4 (a clamped edge, both sources
+    the same pixel, counts as one pixel), channels a multiple of 4, dense maps."""
+    return (p.in_.c % 4 == 0 and p.in_.pstride == p.in_.c and p.out.pstride == p.out.c
+            and all(lo == hi or (f % 256 == 0 and 0 <= f < 1024)
+                    for axis in (0, 1) for lo, hi, f in resize_sources(p, axis)))
 
 
 def conv_pool_scratch(p: ConvPool) -> int:

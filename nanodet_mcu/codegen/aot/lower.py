@@ -866,8 +866,12 @@ class Lowering:
         if resize is not None and resize.kind == "RESIZE_BILINEAR":
             x, rp = resize.inputs[0], self._resize_params(resize)
             params = kernels.ResizeAdd(ref, rp)
-            scratch = self._new_scratch(0, kernels.resize_add_scratch(kernels.ResizeAdd(fast, rp)) if fast else 0)
-            call = Call("nd_resize_add_s8", Variants(params, kernels.ResizeAdd(fast, rp)) if fast else params,
+            fast_params = None
+            if fast:  # inside the fast ADD, ND_KERNEL_RESIZE_QUARTER where every weight is a multiple of 1/4
+                q = dataclasses.replace(rp, kernel=kernels.RESIZE_QUARTER) if kernels.resize_quarter(rp) else rp
+                fast_params = kernels.ResizeAdd(fast, q)
+            scratch = self._new_scratch(0, kernels.resize_add_scratch(fast_params) if fast else 0)
+            call = Call("nd_resize_add_s8", Variants(params, fast_params) if fast else params,
                         (Ref(a.index), Ref(x), Ref(y.index), Ref(scratch.buf) if scratch else NULL))
             self.steps.append(Step([resize.kind, op.kind], [call], [a.index, x],
                                    [y.index] + ([scratch.buf] if scratch else []), y.index, tuple(y.shape),

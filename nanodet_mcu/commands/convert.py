@@ -6,9 +6,12 @@ from nanodet_mcu.model import convert
 
 
 def add_arguments(p):
-    p.add_argument("--weights", required=True, help="official weights: .ckpt/.pth checkpoint or .onnx export")
-    p.add_argument("--calib-dir", help="folder of calibration images (never the evaluation set); default: "
-                                       f"${convert.CALIB_ENV} or ../shared/coco/calib")
+    p.add_argument("--weights", required=True,
+                   help="official NanoDet-m-0.5x weights: the model zoo's nanodet_m_0.5x.ckpt (read without PyTorch) "
+                        "or its ONNX export (README.md, 'Inputs')")
+    p.add_argument("--calib-dir", metavar="DIR",
+                   help="folder of calibration images, never the ones you evaluate on (default: "
+                        f"${convert.CALIB_ENV}; required when it is unset)")
     p.add_argument("--num-calib", type=int, default=convert.DEFAULT_NUM_CALIB,
                    help="calibration images drawn from the folder (default %(default)s)")
     p.add_argument("--seed", type=int, default=convert.DEFAULT_SEED, help="seed of the draw (default %(default)s)")

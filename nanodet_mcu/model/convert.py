@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nanodet_mcu import PROJECT_ROOT, model_info, preprocess, spec
+from nanodet_mcu import model_info, preprocess, spec
 from nanodet_mcu.errors import NanodetError
 
 DEFAULT_OUTPUT = "nanodet_m_0.5x.tflite"
@@ -37,14 +37,13 @@ class ConvertReport:
 
 
 def default_calib_dir() -> Path:
-    """$NANODET_MCU_CALIB_DIR, else the shared COCO calibration set beside the project, else an error."""
+    """$NANODET_MCU_CALIB_DIR, else an error that says what to pass and where such images come from."""
     env = os.environ.get(CALIB_ENV)
     if env:
         return Path(env)
-    shared = PROJECT_ROOT.parent / "shared" / "coco" / "calib"
-    if shared.is_dir():
-        return shared
-    raise NanodetError(f"no calibration images: pass --calib-dir DIR (or set {CALIB_ENV})")
+    raise NanodetError(f"no calibration images: pass --calib-dir DIR (or set {CALIB_ENV}), a folder of about "
+                       f"{DEFAULT_NUM_CALIB} COCO images kept apart from the ones you evaluate on, e.g. from "
+                       "val2017.zip of cocodataset.org (README.md, 'Inputs')")
 
 
 def calibration_images(calib_dir: str | Path, num_calib: int = DEFAULT_NUM_CALIB,

@@ -334,6 +334,12 @@ def test_user_supplied_tflm_becomes_the_makefile_default(nxp_model_path, tmp_pat
     assert f"TFLM_INCLUDE ?= {inc.resolve()}\n" in makefile and f"TFLM_LIB ?= {lib.resolve()}\n" in makefile
 
 
+def test_tflm_include_accepts_both_spellings():
+    argv = ["generate", "--board", "mps2-an500", "--model", "m.tflite", "--tflm-include", "A", "B",
+            "--tflm-include", "C", "--tflm-include", "D"]
+    assert cli._parser("generate").parse_args(argv).tflm_include == ["A", "B", "C", "D"]
+
+
 @pytest.mark.parametrize("board, engine, include, lib, message", [
     ("mps2-an500", "aot", ["."], None, "tflm engine only"),
     ("rt1170", "tflm", ["."], None, "from the MCUXpresso SDK"),

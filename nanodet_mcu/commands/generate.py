@@ -11,7 +11,7 @@ def add_arguments(p):
     p.add_argument("--embed-images", nargs="+", default=[], metavar="IMG",
                    help="images stored in flash (resized to 320x320 RGB888) for on-device runs without upload")
     p.add_argument("--force", action="store_true", help="replace a non-empty directory generate did not create")
-    p.add_argument("--tflm-include", nargs="+", default=[], metavar="DIR",
+    p.add_argument("--tflm-include", nargs="+", action="extend", default=[], metavar="DIR",
                    help="tflm engine without an SDK (mps2-an500): TFLM include directories (tflite-micro root, its "
                         "flatbuffers/include and gemmlowp); the build's default for TFLM_INCLUDE")
     p.add_argument("--tflm-lib", metavar="LIB",

@@ -77,7 +77,10 @@ def test_project_contents(project, model_path, board, engine):
                 "tflm": {"engine_tflm.cc", "model_data.c", "model_data.h"}}[engine]
     assert expected <= set(manifest["files"])
     assert ("Makefile" if b.family == "gcc-make" else "CMakeLists.txt") in manifest["files"]
+    # The model travels with the project: the README's `verify --model <name>` works from inside it.
+    assert (out / model_path.name).read_bytes() == model_path.read_bytes()
     readme = (out / "README.md").read_text()
+    assert f"--model {model_path.name}" in readme
     if p.placement.region.external:
         assert p.warning and warnings == [f"nanodet-mcu generate: {p.warning}"]
         assert p.warning in readme
@@ -116,6 +119,7 @@ def test_rt_tflm_arena_falls_back_to_sdram_loudly(project, nxp_model_path):
         p, warnings = project(board, "tflm", nxp_model_path)
         assert p.placement.region.name == "SDRAM" and p.arena_bytes > 1_000_000
         assert warnings == [f"nanodet-mcu generate: {p.warning}"] and "does not fit in on-chip RAM" in p.warning
+        assert "--engine aot would need 355,200 bytes (346.9 KiB) of arena, placed in DTCM (on chip)" in p.warning
         assert "nd_ocram (RW)" not in (p.out_dir / "CMakeLists.txt").read_text()
 
 

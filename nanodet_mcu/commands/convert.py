@@ -19,9 +19,14 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    from nanodet_mcu.progress import Steps
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     start = time.perf_counter()
-    report = convert.convert_report(args.weights, args.calib_dir, args.num_calib, args.seed, args.output)
+    # Progress goes to a duplicate of stderr: the conversion captures fd 2 itself to hide TensorFlow's C++ logs.
+    with os.fdopen(os.dup(2), "w", buffering=1) as progress_stream:
+        steps = Steps("convert", stream=progress_stream)
+        report = convert.convert_report(args.weights, args.calib_dir, args.num_calib, args.seed, args.output, steps)
     print(f"weights: {report.weights_source}")
     print(f"calibration: {len(report.calib_images)} images from {report.calib_images[0].parent} (seed {args.seed})")
     print(f"wrote {report.path}: {report.size} bytes, {report.parameters} parameters, "

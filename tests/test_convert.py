@@ -21,6 +21,7 @@ def ours(our_model_path) -> model_info.ModelInfo:
     return model_info.load(our_model_path)
 
 
+@pytest.mark.slow
 def test_layout_scores_first_int8(ours):
     layout = model_info.nanodet_layout(ours)
     assert layout.scores_index == 0 and layout.boxes_index == 1
@@ -29,6 +30,7 @@ def test_layout_scores_first_int8(ours):
     assert layout.boxes.shape == spec.BOXES_SHAPE
 
 
+@pytest.mark.slow
 def test_structure_matches_nxp_op_set_and_parameter_count(ours):
     assert set(ours.ops) <= NXP_OPS, set(ours.ops) - NXP_OPS
     assert ours.op_counts["CONV_2D"] + ours.op_counts["DEPTHWISE_CONV_2D"] == 63
@@ -36,6 +38,7 @@ def test_structure_matches_nxp_op_set_and_parameter_count(ours):
     assert abs(ours.parameters - 204_179) <= 100
 
 
+@pytest.mark.slow
 def test_int8_model_agrees_with_float_on_example(ours, onnx_path, example_image):
     """Our top detection on the zoo's example is the bus, with box IoU >= 0.9 against the float export's."""
     pytest.importorskip("onnxruntime")
@@ -48,6 +51,7 @@ def test_int8_model_agrees_with_float_on_example(ours, onnx_path, example_image)
     assert decode.iou_one_to_many(f.boxes[0], q.boxes[:1])[0] >= 0.9
     assert abs(float(q.scores[0]) - float(f.scores[0])) < 0.05
 
+@pytest.mark.slow
 def test_two_runs_are_byte_identical_cli_and_api(tmp_path, onnx_path, calib_dir, capfd):
     a, b = tmp_path / "a.tflite", tmp_path / "b.tflite"
     assert cli.main(["convert", "--weights", str(onnx_path), "--calib-dir", str(calib_dir), "--num-calib", "4",

@@ -20,7 +20,9 @@ CASES = [("mps2-an500", "aot"), ("mps2-an500", "tflm"), ("rt1170", "tflm"), ("rt
 _PROJECTS: dict = {}
 
 
-@pytest.fixture(params=["nxp_model_path", "our_model_path"], ids=["nxp", "ours"], scope="module")
+# Our model is converted once per session (about a minute on a cold cache): its cases are slow.
+@pytest.fixture(params=["nxp_model_path", pytest.param("our_model_path", marks=pytest.mark.slow)], ids=["nxp", "ours"],
+                scope="module")
 def model_path(request) -> Path:
     return request.getfixturevalue(request.param)
 

@@ -139,6 +139,7 @@ def test_cli_errors_are_one_line(argv, message, capsys):
     assert message in err and "\n" not in err
 
 
+@pytest.mark.slow
 def test_evaluate_tflite_and_onnx_on_a_few_images(nxp_model_path, onnx_path, val_dir):
     from nanodet_mcu.model.evaluate import evaluate_model
     from tests.conftest import shared_path

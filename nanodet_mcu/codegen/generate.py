@@ -128,7 +128,9 @@ def _tflm_engine(info: model_info.ModelInfo, tmp: Path) -> tuple[int, dict, dict
     host = model_info.tflm_arena_bytes(info.data)
     arena = tflm_arena_reserved(host)
     ctx = {"ops": ops, "model_hex": hex_bytes(info.data), "model_len": info.size,
-           "arena_note": f"tflite-micro host measurement {host} bytes + {TFLM_ARENA_MARGIN} bytes margin"}
+           "arena_note": f"reserved = tflite-micro's allocator on the 64-bit host, {host} bytes (an upper bound for "
+                         f"the Cortex-M7, whose use the firmware reports to verify), + {TFLM_ARENA_MARGIN} bytes "
+                         "margin"}
     return arena, ctx, {"model_data": info.size}
 
 

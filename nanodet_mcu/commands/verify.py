@@ -9,7 +9,8 @@ def add_arguments(parser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--port", help="serial port of the flashed board, e.g. /dev/ttyACM0 (one of --port and "
                                       "--emulate is required)")
-    where.add_argument("--emulate", metavar="ELF", help="start QEMU mps2-an500 on this firmware, verify, stop it")
+    where.add_argument("--emulate", metavar="ELF", help="start QEMU mps2-an500 on this firmware, verify, stop it "
+                                                        "(one of --port and --emulate is required)")
     parser.add_argument("--baud", type=int, default=115200, help="link baud rate (default %(default)s)")
     parser.add_argument("--model", required=True, help="the .tflite the firmware was generated from (a generated "
                                                        "project holds a copy)")

@@ -23,6 +23,7 @@ TARGETS = {
 SECONDS = 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_fuzz_short_run(target, tmp_path):
     clang = require_tool("clang")

@@ -7,23 +7,30 @@ from contextlib import ExitStack
 
 def add_arguments(parser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--port", help="serial port of the board (e.g. /dev/ttyACM0)")
-    where.add_argument("--emulate", metavar="ELF", help="start QEMU mps2-an500 on this firmware, verify, stop it")
-    parser.add_argument("--baud", type=int, default=115200, help="link baud rate (default 115200)")
-    parser.add_argument("--model", required=True, help="the .tflite the firmware was generated from")
+    where.add_argument("--port", help="serial port of the flashed board, e.g. /dev/ttyACM0 (one of --port and "
+                                      "--emulate is required)")
+    where.add_argument("--emulate", metavar="ELF", help="start QEMU mps2-an500 on this firmware, verify, stop it "
+                                                        "(one of --port and --emulate is required)")
+    parser.add_argument("--baud", type=int, default=115200, help="link baud rate (default %(default)s)")
+    parser.add_argument("--model", required=True, help="the .tflite the firmware was generated from (a generated "
+                                                       "project holds a copy)")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--images", metavar="DIR", help="upload every image of DIR as RGB888 and run on it")
-    source.add_argument("--embedded", action="store_true", help="run the firmware's embedded images (default)")
-    parser.add_argument("--runs", type=int, default=1, help="runs per image for latency statistics (default 1)")
+    source.add_argument("--images", metavar="DIR", help="upload every image of DIR as RGB888 and run on it "
+                                                        "(default: the embedded images)")
+    source.add_argument("--embedded", action="store_true", help="run the firmware's embedded images (the default)")
+    parser.add_argument("--runs", type=int, default=1, help="runs per image for latency statistics (default "
+                                                            "%(default)s)")
     parser.add_argument("--tolerance", type=int, default=0, metavar="LSB",
                         help="accept raw output differences up to this many LSB (default 0: bit-exact)")
-    parser.add_argument("--report", metavar="JSON", help="write the full report as JSON")
-    parser.add_argument("--junit", metavar="XML", help="write the checks as JUnit XML")
+    parser.add_argument("--report", metavar="JSON", help="write the full report as JSON (default: none written)")
+    parser.add_argument("--junit", metavar="XML", help="write the checks as JUnit XML (default: none written)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds to wait for each reply (default: from the baud rate, at least 2; "
                              "5 with --emulate)")
-    parser.add_argument("--run-timeout", type=float, default=120.0, help="seconds to wait for one inference")
-    parser.add_argument("--retries", type=int, default=4, help="resends of a request without a valid reply")
+    parser.add_argument("--run-timeout", type=float, default=120.0,
+                        help="seconds to wait for one inference (default %(default)s)")
+    parser.add_argument("--retries", type=int, default=4,
+                        help="resends of a request without a valid reply (default %(default)s)")
 
 
 def request_timeout(baud: int) -> float:
@@ -44,6 +51,13 @@ def run(args) -> int:
         raise NanodetError("--runs must be at least 1")
     if args.tolerance < 0:
         raise NanodetError("--tolerance must be >= 0")
+    # Inputs first: a missing or foreign model or ELF fails here, before QEMU starts or the port opens.
+    from nanodet_mcu import model_info
+    from nanodet_mcu.device.emulator import check_elf
+
+    model_info.nanodet_layout(model_info.load(args.model))
+    if args.emulate:
+        check_elf(args.emulate)
     inputs = verifier.upload_inputs(args.images) if args.images else None
     progress = (lambda msg: print(f"  {msg}", file=sys.stderr)) if sys.stderr.isatty() else (lambda msg: None)
     with ExitStack() as stack:

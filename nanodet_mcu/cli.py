@@ -21,6 +21,7 @@ COMMANDS = {
     "build": "build a generated firmware project with the arm-none-eabi toolchain",
     "emulate": "run firmware on QEMU's Cortex-M7 (mps2-an500) with its UART on a pty",
     "verify": "check a board (or the emulator) against the host reference over the serial link",
+    "report": "render a saved `verify --report` JSON as one self-contained HTML page",
 }
 
 

@@ -7,7 +7,27 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from nanodet_mcu.errors import NanodetError
 from nanodet_mcu.verify.verifier import Report
+
+
+def check_writable(path: str | Path, option: str = "") -> None:
+    """Fail in a second, not after a long run: `path` must be a file this user can create or replace (its missing
+    parent directories are created on write, as `_write_atomic` does)."""
+    path, what = Path(path), f"{option} {path}".strip()
+    if path.is_dir():
+        raise NanodetError(f"cannot write {what}: it is a directory")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NanodetError(f"cannot write {what}: {parent} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as exc:
+        raise NanodetError(f"cannot write {what}: {parent}: {exc.strerror or exc}") from exc
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _write_atomic(path: str | Path, text: str) -> None:

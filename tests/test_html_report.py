@@ -24,7 +24,7 @@ def dets(*rows) -> decode.Detections:
     return decode.Detections(a[:, :4], a[:, 4], a[:, 5].astype(np.int64), np.arange(len(a)))
 
 
-def constructed_report(profile: bool = True) -> dict:
+def constructed() -> verify.Report:
     """Two images, the second failing on one score byte (its device box also moved), the model check, latency."""
     rgb = np.zeros((320, 320, 3), np.uint8)
     rgb[..., 0] = np.arange(320)[None, :] * 255 // 319
@@ -40,13 +40,18 @@ def constructed_report(profile: bool = True) -> dict:
     ref = dets((40, 60, 200, 250, 0.83, 5))
     images = [verify.image_record("good.jpg", checks, rgb, ref, ref),
               verify.image_record(bad, checks, rgb, dets((50, 60, 210, 250, 0.61, 5), (0, 0, 30, 30, 0.3, 0)), ref)]
-    r = verify.Report(device=make_golden.INFO.as_dict(), model={"path": "m.tflite", "sha256": "ab" * 32},
-                      checks=checks, images=images, date="2025-01-02T03:04:05+00:00",
-                      latency=verify.latency_summary(make_golden.INFO, {"preprocess": [38401, 38401],
-                                                                        "inference": [3519275, 3519276],
-                                                                        "postprocess": [2350, 2077]}),
-                      link={"port": "/dev/pts/3", "seconds": 12.5, "requests": 80, "retries": 0, "bad_frames": 0,
-                            "bytes_sent": 700, "bytes_received": 650_000}).as_dict()
+    return verify.Report(device=make_golden.INFO.as_dict(), model={"path": "m.tflite", "sha256": "ab" * 32},
+                         checks=checks, images=images, date="2025-01-02T03:04:05+00:00",
+                         latency=verify.latency_summary(make_golden.INFO, {"preprocess": [38401, 38401],
+                                                                           "inference": [3519275, 3519276],
+                                                                           "postprocess": [2350, 2077]}),
+                         link={"port": "/dev/pts/3", "seconds": 12.5, "requests": 80, "retries": 0, "bad_frames": 0,
+                               "bytes_sent": 700, "bytes_received": 650_000})
+
+
+def constructed_report(profile: bool = True) -> dict:
+    """`constructed()` as JSON, with (by default) the profile and bisect sections other options add."""
+    r = constructed().as_dict()
     if profile:
         r["profile"], r["bisect"] = report_samples.profile(), report_samples.bisect()
     return r
@@ -76,6 +81,14 @@ def test_report_json_carries_images_with_both_detection_sets():
     assert img["reference_detections"][0]["label"] == "bus"
     assert 2_000 < len(img["jpeg_base64"]) < 80_000
     assert r["date"] and "firmware" not in r  # keys without data stay out of the JSON
+
+
+def test_report_json_keeps_rows_of_numbers_on_one_line(tmp_path):
+    verify_report.write_json(constructed(), tmp_path / "r.json")
+    text = (tmp_path / "r.json").read_text()
+    assert json.loads(text) == constructed_report(profile=False)
+    assert '"box": [50.0, 60.0, 210.0, 250.0]' in text and '"ticks": [38401, 38401]' in text
+    assert text.count("\n") < 400  # the 80 x 100 delta map is 80 lines, not 8000
 
 
 def test_page_shows_failing_images_first_with_escaped_names_and_no_script(tmp_path):

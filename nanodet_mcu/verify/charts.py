@@ -14,16 +14,18 @@ import numpy as np
 from nanodet_mcu import spec
 
 WIDTH_IN = 9.6  # 920 px at the SVG's 96 dpi: the page's content width
+SIDE_WIDTH_IN = 7.2  # beside an image: the right-hand column of an image's card
+SPARSE = 40  # at most this many differing bytes are ringed on a heatmap, where single cells would be hard to see
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "nanodet-mcu", "font.size": 9, "axes.titlesize": 9,
        "axes.titleweight": "bold", "axes.spines.top": False, "axes.spines.right": False}
 _OP_COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974",
                "#64b5cd")
 
 
-def _figure(height_in: float):
+def _figure(height_in: float, width_in: float = WIDTH_IN):
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(WIDTH_IN, height_in), layout="constrained")
+    return Figure(figsize=(width_in, height_in), layout="constrained")
 
 
 def to_svg(fig, prefix: str) -> str:
@@ -106,7 +108,8 @@ def profile(steps: list[dict], unit: str, prefix: str = "profile") -> str:
     ax.set_axisbelow(True)
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color=colour[k], label=k) for k in kinds], loc="lower right", fontsize=7, frameon=False)
+    fig.legend(handles=[Patch(color=colour[k], label=k) for k in kinds], loc="outside upper center", fontsize=7,
+               frameon=False, ncols=min(len(kinds), 4))
     return to_svg(fig, prefix)
 
 
@@ -116,12 +119,25 @@ def delta_heatmap(tensor: str, grid: np.ndarray, prefix: str) -> str:
     from matplotlib import colormaps
 
     channels, cells = grid.shape
-    fig = _figure(1.3 + 0.035 * channels)
+    fig = _figure(1.3 + 0.03 * channels, SIDE_WIDTH_IN)
     ax = fig.subplots()
-    cmap = colormaps["magma_r"].with_extremes(bad="#f4f4f4")
-    shown = np.ma.masked_equal(grid, 0)
     top = max(int(grid.max(initial=0)), 1)
-    image = ax.imshow(shown, cmap=cmap, vmin=0, vmax=top, aspect="auto", interpolation="nearest")
+    if top <= 12:  # a few LSB: one colour per integer, so the colour bar reads as counts, not a continuum
+        from matplotlib.colors import BoundaryNorm
+
+        norm, ticks = BoundaryNorm(np.arange(0.5, top + 1.5), 256), list(range(1, top + 1))
+    else:
+        from matplotlib.colors import Normalize
+
+        norm, ticks = Normalize(0, top), None
+    from matplotlib.colors import ListedColormap
+
+    # magma from orange to black: even a 1-LSB cell stands out from the blank (identical) background
+    cmap = ListedColormap(colormaps["magma_r"](np.linspace(0.3, 1.0, 256))).with_extremes(bad="#f4f4f4")
+    image = ax.imshow(np.ma.masked_equal(grid, 0), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
+    rows, cols = np.nonzero(grid)
+    if len(rows) <= SPARSE:
+        ax.scatter(cols, rows, s=70, facecolors="none", edgecolors="#1e90ff", linewidths=1.0)
     ax.set_xlabel(f"cell (row x {spec.GRID} + column), {cells} cells", loc="right")
     if tensor == "boxes" and channels == spec.BOX_CHANNELS:
         sides = ("left", "top", "right", "bottom")
@@ -138,6 +154,7 @@ def delta_heatmap(tensor: str, grid: np.ndarray, prefix: str) -> str:
     for i in range(1, cells // spec.GRID):  # grid rows of the feature map
         ax.axvline(i * spec.GRID - 0.5, color="#e2e2e2", linewidth=0.4)
     differing = int(np.count_nonzero(grid))
-    ax.set_title(f"{tensor}: {differing} of {grid.size} bytes differ, max |delta| {top} LSB", loc="left")
-    fig.colorbar(image, ax=ax, label="|device - host| (LSB)", shrink=0.9, pad=0.01)
+    ax.set_title(f"{tensor}: {differing} of {grid.size} bytes differ, max |delta| {top} LSB"
+                 + (" (ringed)" if len(rows) <= SPARSE else ""), loc="left")
+    fig.colorbar(image, ax=ax, label="|device - host| (LSB)", shrink=0.9, pad=0.01, ticks=ticks)
     return to_svg(fig, prefix)

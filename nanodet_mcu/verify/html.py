@@ -314,7 +314,10 @@ def detections_table(img: dict) -> str:
                      "same" if same else "only device" if r is None else "only reference" if d is None
                      else "differs"])
         classes.append("" if same else "bad")
-    return table(["device", "box (x1, y1, x2, y2)", "reference", "box", "IoU", ""], rows, "dets", classes)
+    return (table(["device", "box (x1, y1, x2, y2)", "reference", "box", "IoU", ""], rows, "dets", classes)
+            + '<p class="muted note">device: its detections (fixed-point decode of its own outputs); reference: the '
+              "float decode of tflite-micro's outputs on the host for the same input. Boxes in pixels of the "
+              f"{FRAME}x{FRAME} input.</p>")
 
 
 def heatmaps(check: dict, key: str) -> str:
@@ -335,8 +338,8 @@ def image_section(img: dict, key: str, checks: list[dict]) -> str:
             f'<h3>{badge(img["passed"])} <code>{e(img["name"])}</code> <span class="muted">device {len(dev)} '
             f'detection(s), reference {len(ref)}</span></h3>'
             f'<div class="pair"><figure>{frame_svg(img)}<figcaption>{legend()}</figcaption></figure>'
-            f'<div>{check_rows(checks)}{detections_table(img)}</div></div>'
-            + (heatmaps(outputs, key) if outputs else "") + "</article>")
+            f'<div>{check_rows(checks)}{detections_table(img)}{heatmaps(outputs, key) if outputs else ""}</div>'
+            "</div></article>")
 
 
 def legend() -> str:
@@ -439,9 +442,9 @@ def profile_section(p: dict | None) -> str:
     facts.append(f"engine {e(p.get('engine', '?'))}, {len(steps)} steps in model order, fused ops joined with +")
     heavy_headers = ["step", "op", "tensor", "shape", "MACs", e(unit), "share", f"{e(p['unit'])}/MAC"]
     return (f'<section id="profile"><h2>Per-op profile <span class="muted">{e(unit)}</span></h2>'
-            f'<p class="muted">{"; ".join(facts)}.</p><div class="pair wide">'
-            f'<div><h4>by op</h4>{table(["op", "steps", e(unit), "share"], op_rows, "num")}</div>'
-            f'<div><h4>heaviest steps</h4>{table(heavy_headers, heavy_rows, "num")}</div></div>'
+            f'<p class="muted">{"; ".join(facts)}.</p>'
+            f'<h4>by op</h4>{table(["op", "steps", e(unit), "share"], op_rows, "num")}'
+            f'<h4>heaviest steps</h4>{table(heavy_headers, heavy_rows, "num")}'
             f"<figure>{charts.profile(plotted, unit)}</figure></section>")
 
 
@@ -528,6 +531,7 @@ svg.frame text { font: 7.5px ui-monospace, "DejaVu Sans Mono", monospace; }
 figcaption { color: var(--muted); font-size: 12px; margin-top: 4px; }
 svg.chart { width: 100%; height: auto; max-width: 1100px; display: block; }
 figure.heatmap { margin-top: 12px; }
+p.note { font-size: 12px; margin-top: -6px; }
 #bisect.fail { border-left: 4px solid var(--fail); padding-left: 12px; }
 """
 

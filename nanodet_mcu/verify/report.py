@@ -43,8 +43,20 @@ def _write_atomic(path: str | Path, text: str) -> None:
         raise
 
 
+def to_json(value, level: int = 0) -> str:
+    """json.dumps(indent=2), except that a list of plain values stays on one line: latency ticks, boxes and each
+    channel of a delta map read as rows instead of one number a line (a map would otherwise be ~100 KB)."""
+    pad, inner = "  " * level, "  " * (level + 1)
+    if isinstance(value, dict) and value:
+        return "{\n" + ",\n".join(f"{inner}{json.dumps(k)}: {to_json(v, level + 1)}" for k, v in value.items()) \
+            + f"\n{pad}}}"
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        return "[\n" + ",\n".join(inner + to_json(v, level + 1) for v in value) + f"\n{pad}]"
+    return json.dumps(value)
+
+
 def write_json(report: Report, path: str | Path) -> None:
-    _write_atomic(path, json.dumps(report.as_dict(), indent=2) + "\n")
+    _write_atomic(path, to_json(report.as_dict()) + "\n")
 
 
 def junit_xml(report: Report) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -177,3 +178,22 @@ def test_unwritable_outputs_fail_before_any_work(tmp_path, capsys):
     assert "cannot read" in capsys.readouterr().err
     with pytest.raises(Exception, match="is not a directory"):
         verify_report.check_writable(blocker / "sub" / "r.html")
+
+
+def test_a_wrong_firmware_page_says_so_without_images():
+    r = verify.Report(device=make_golden.INFO.as_dict(), model={"path": "m.tflite", "sha256": "cd" * 32},
+                      checks=[verify.check_model(make_golden.INFO, SimpleNamespace(sha256="cd" * 32, path="m.tflite"),
+                                                 None)])
+    page = html.render(r.as_dict())
+    assert '<div class="big">FAIL</div>' in page and "wrong firmware" in page and not FRAME.findall(page)
+
+
+def test_board_latency_is_in_ms_with_cycles():
+    board = make_golden.INFO.__class__(**{**make_golden.INFO.__dict__, "board": "rt1170", "timer_kind": "dwt-cycles",
+                                          "timer_units_per_tick": 1, "core_clock_hz": 996_000_000})
+    r = constructed_report(profile=False)
+    r["device"] = board.as_dict()
+    r["latency"] = verify.latency_summary(board, {"inference": [140_000_000, 141_000_000, 140_500_000]})
+    page = html.latency_section(r)
+    assert "mean (ms)" in page and "mean cycles" in page and "140,500,000" in page and "996 MHz" in page
+    assert "<td>141.064</td>" in page  # the mean, 140.5 M cycles at 996 MHz

@@ -397,8 +397,9 @@ def latency_section(r: dict) -> str:
     headers = ["stage", "runs", f"mean ({e(unit)})", "p50", "p90", "min", "max", "share"] + (
         ["mean cycles"] if cycles else [])
     if "instruction" in unit:
-        note = ("QEMU counts emulated instructions (-icount): exact and repeatable on any host, so the spread is "
-                "zero where the work does not depend on the image; it is not time. A board reports cycles and ms.")
+        note = ("QEMU counts emulated instructions (-icount): exact and repeatable on any host, so where the work "
+                "does not depend on the image the spread is at most one timer tick; it is not time. A board reports "
+                "cycles and ms.")
     else:
         clock = d.get("core_clock_hz")
         note = (f"ms from the {e(d.get('timer_kind', 'timer'))} count at the core clock"

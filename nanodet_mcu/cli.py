@@ -22,6 +22,7 @@ COMMANDS = {
     "flash": "write a built RT project's image to the board with NXP LinkServer or pyOCD",
     "emulate": "run firmware on QEMU's Cortex-M7 (mps2-an500) with its UART on a pty",
     "verify": "check a board (or the emulator) against the host reference over the serial link",
+    "report": "render a saved `verify --report` JSON as one self-contained HTML page",
 }
 
 

@@ -24,6 +24,10 @@ def add_arguments(parser) -> None:
                         help="accept raw output differences up to this many LSB (default 0: bit-exact)")
     parser.add_argument("--report", metavar="JSON", help="write the full report as JSON (default: none written)")
     parser.add_argument("--junit", metavar="XML", help="write the checks as JUnit XML (default: none written)")
+    parser.add_argument("--html", metavar="HTML",
+                        help="write one self-contained HTML page: each image with the device's and the reference's "
+                             "boxes, the checks (failing images first), latency charts; opens from disk "
+                             "(default: none written)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds to wait for each reply (default: from the baud rate, at least 2; "
                              "5 with --emulate)")
@@ -40,6 +44,13 @@ def request_timeout(baud: int) -> float:
     return max(2.0, 3 * protocol.MAX_FRAME * 10 / baud)
 
 
+def file_sha256(path) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def run(args) -> int:
     from nanodet_mcu.device.emulator import Emulator
     from nanodet_mcu.errors import NanodetError
@@ -51,6 +62,8 @@ def run(args) -> int:
         raise NanodetError("--runs must be at least 1")
     if args.tolerance < 0:
         raise NanodetError("--tolerance must be >= 0")
+    if args.html:
+        report.check_writable(args.html, "--html")
     # Inputs first: a missing or foreign model or ELF fails here, before QEMU starts or the port opens.
     from nanodet_mcu import model_info
     from nanodet_mcu.device.emulator import check_elf
@@ -73,6 +86,8 @@ def run(args) -> int:
         client = DeviceClient(transport, timeout=args.timeout or default_timeout,
                               run_timeout=args.run_timeout, retries=args.retries)
         device_check = verifier.Verifier(client, args.model, args.tolerance, progress)
+        if args.emulate:
+            device_check.report.firmware = {"path": str(args.emulate), "sha256": file_sha256(args.emulate)}
         try:
             outcome = device_check.run(inputs, args.runs)
         except LinkClosed as exc:
@@ -91,4 +106,9 @@ def run(args) -> int:
         report.write_json(outcome, args.report)
     if args.junit:
         report.write_junit(outcome, args.junit)
+    if args.html:
+        from nanodet_mcu.verify import html
+
+        html.write_html(outcome.as_dict(), args.html)
+        print(f"HTML report: {args.html}", file=sys.stderr)
     return 0 if outcome.passed else 1

@@ -8,15 +8,18 @@ post-processing on its own outputs exactly, and match the float reference (same 
 """
 from __future__ import annotations
 
+import base64
+import io
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from nanodet_mcu import decode, model_info, postprocess_fixed, preprocess, runners
+from nanodet_mcu import decode, model_info, postprocess_fixed, preprocess, runners, spec
 from nanodet_mcu.errors import NanodetError
 from nanodet_mcu.floatbits import f32_bits
 from nanodet_mcu.link import protocol as p
@@ -24,6 +27,7 @@ from nanodet_mcu.link.client import DeviceClient
 
 FLOAT_IOU_MIN = 0.99
 STAGES = ("preprocess", "inference", "postprocess")
+JPEG_QUALITY = 90  # the report's copy of each input: ~30-60 KB of JSON per 320x320 image
 
 
 @dataclass
@@ -54,14 +58,21 @@ class Report:
     ticks: dict[str, list[int]] = field(default_factory=lambda: {s: [] for s in STAGES})
     latency: dict = field(default_factory=dict)
     link: dict = field(default_factory=dict)
+    images: list[dict] = field(default_factory=list)  # image_record() of every verified image, in order
+    date: str = ""  # when the run started, ISO 8601 UTC
+    firmware: dict = field(default_factory=dict)  # path and sha256 of the ELF, when the host has it (--emulate)
 
     @property
     def passed(self) -> bool:
         return bool(self.checks) and all(c.passed for c in self.checks)
 
     def as_dict(self) -> dict:
-        return {"passed": self.passed, "device": self.device, "model": self.model,
-                "checks": [c.as_dict() for c in self.checks], "latency": self.latency, "link": self.link}
+        out = {"passed": self.passed, "device": self.device, "model": self.model,
+               "checks": [c.as_dict() for c in self.checks], "latency": self.latency, "link": self.link}
+        # keys added after the first release are absent when empty, so older readers see what they saw
+        out.update({k: v for k, v in (("date", self.date), ("firmware", self.firmware), ("images", self.images))
+                    if v})
+        return out
 
 
 def timer_unit(info: p.Info) -> tuple[str, float]:
@@ -107,15 +118,26 @@ def check_model(info: p.Info, model: model_info.ModelInfo, layout: model_info.Na
 
 def compare_outputs(device: tuple[np.ndarray, np.ndarray], reference: tuple[np.ndarray, np.ndarray],
                     tolerance: int, image: str) -> Check:
-    per_tensor, ok = {}, True
+    per_tensor, maps, ok = {}, {}, True
     for name, d, r in (("scores", device[0], reference[0]), ("boxes", device[1], reference[1])):
         delta = np.abs(d.astype(np.int16) - r.astype(np.int16))
         differing, worst = int(np.count_nonzero(delta)), int(delta.max(initial=0))
         per_tensor[name] = {"differing_bytes": differing, "max_abs_delta": worst, "bytes": int(d.size)}
         ok &= differing == 0 if tolerance == 0 else worst <= tolerance
+        if differing:
+            maps[name] = delta_map(delta)
     detail = ", ".join(f"{k}: {v['differing_bytes']}/{v['bytes']} bytes differ, max |delta| {v['max_abs_delta']}"
                        for k, v in per_tensor.items())
-    return Check("outputs", image, ok, detail, {"tensors": per_tensor, "tolerance": tolerance})
+    data = {"tensors": per_tensor, "tolerance": tolerance}
+    if maps:
+        data["delta_maps"] = maps
+    return Check("outputs", image, ok, detail, data)
+
+
+def delta_map(delta: np.ndarray) -> dict:
+    """|device - host| of an NHWC output as channels x cells (cell = row * width + column), for the HTML heatmap."""
+    grid = delta.reshape(-1, delta.shape[-1]).T
+    return {"shape": list(grid.shape), "max": int(grid.max(initial=0)), "values": grid.astype(int).tolist()}
 
 
 def device_detections(result: p.Result) -> list[postprocess_fixed.FixedDetection]:
@@ -149,6 +171,23 @@ def compare_float(result: p.Result, reference: decode.Detections, params, image:
     data["min_iou"] = worst
     return Check("detections-float", image, worst >= FLOAT_IOU_MIN,
                  f"{len(got)} detections, same cells and classes, min IoU {worst:.4f} (need >= {FLOAT_IOU_MIN})", data)
+
+
+def detection_dicts(dets: decode.Detections) -> list[dict]:
+    return [{"box": [round(float(v), 4) for v in box], "class_id": int(c), "label": spec.COCO_LABELS[int(c)],
+             "score": round(float(s), 6)} for box, s, c in zip(dets.boxes, dets.scores, dets.classes)]
+
+
+def image_record(name: str, checks: list[Check], rgb320: np.ndarray, device: decode.Detections,
+                 reference: decode.Detections) -> dict:
+    """What a report needs to show one image without the device: the input it ran (JPEG), both sets of boxes."""
+    from PIL import Image
+
+    jpeg = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb320, np.uint8)).save(jpeg, "JPEG", quality=JPEG_QUALITY)
+    return {"name": name, "passed": all(c.passed for c in checks if c.image == name),
+            "jpeg_base64": base64.b64encode(jpeg.getvalue()).decode("ascii"),
+            "device_detections": detection_dicts(device), "reference_detections": detection_dicts(reference)}
 
 
 def check_repeatability(results: list[p.Result], image: str) -> Check:
@@ -211,18 +250,26 @@ class Verifier:
         checks.append(Check("preprocess", item.name, results[0].input_crc32 == crc,
                             f"device input CRC-32 {results[0].input_crc32:08x}, host {crc:08x}"))
         self.progress(f"{item.name}: host reference")
-        checks.append(compare_outputs(device_out, self.reference_runner().run(x), self.tolerance, item.name))
+        host_out = self.reference_runner().run(x)
+        checks.append(compare_outputs(device_out, host_out, self.tolerance, item.name))
         expected = postprocess_fixed.run(*device_out, self.params)
         checks.append(compare_fixed(results[-1], expected, self.params, item.name))
-        reference = decode.decode_quantized(*device_out, (self.layout.scores.scale, self.layout.scores.zero_point),
-                                            (self.layout.boxes.scale, self.layout.boxes.zero_point))
-        checks.append(compare_float(results[-1], reference, self.params, item.name))
+        qparams = ((self.layout.scores.scale, self.layout.scores.zero_point),
+                   (self.layout.boxes.scale, self.layout.boxes.zero_point))
+        checks.append(compare_float(results[-1], decode.decode_quantized(*device_out, *qparams), self.params,
+                                    item.name))
         if runs > 1:
             checks.append(check_repeatability(results, item.name))
+        # the pictures compare what matters to a user: the device's detections and the host reference's, each
+        # decoded from its own outputs (the checks above isolate which stage differs)
+        self.report.images.append(image_record(
+            item.name, checks, rgb, postprocess_fixed.to_detections(device_detections(results[-1]), self.params),
+            decode.decode_quantized(*host_out, *qparams)))
 
     def run(self, inputs: list[ImageInput] | None, runs: int) -> Report:
         """inputs None: every embedded image.  Stops after the model check when it fails."""
         started = time.monotonic()
+        self.report.date = datetime.now(UTC).isoformat(timespec="seconds")
         self.connect()
         if self.report.checks[-1].passed:
             for item in (inputs if inputs is not None else self.embedded_inputs()):

@@ -16,6 +16,12 @@ def add_arguments(p):
                         "flatbuffers/include and gemmlowp); the build's default for TFLM_INCLUDE")
     p.add_argument("--tflm-lib", metavar="LIB",
                    help="tflm engine without an SDK: the TFLM static library for Cortex-M7; the default for TFLM_LIB")
+    p.add_argument("--profile", action="store_true",
+                   help="build with per-step instrumentation (per-op timing and output CRCs for verify --profile / "
+                        "--bisect); off, the inference has no hook at all.  ND_PROFILE=0|1 at build time overrides it")
+    p.add_argument("--tflm-stock-transpose", action="store_true",
+                   help="tflm engine: keep the TFLM's own TRANSPOSE kernel instead of the reference one the glue "
+                        "registers (to diagnose a TFLM build; CMSIS-NN's skips NanoDet's 5-D shuffles)")
 
 
 def run(args) -> int:
@@ -23,10 +29,13 @@ def run(args) -> int:
 
     project = generate(args.board, args.model, engine=args.engine, out_dir=args.out,
                        embed_images=args.embed_images, force=args.force,
-                       tflm_include=args.tflm_include, tflm_lib=args.tflm_lib)
+                       tflm_include=args.tflm_include, tflm_lib=args.tflm_lib, profile=args.profile,
+                       tflm_stock_transpose=args.tflm_stock_transpose)
     print(f"{project.out_dir}: {project.board} project, {project.engine} engine, {len(project.files)} files")
     print(f"  {project.placement.describe()}")
     flash = ", ".join(f"{k} {v:,}" for k, v in sorted(project.flash_bytes.items()))
     print(f"  flash (large constants): {flash} bytes")
     print(f"  build: {project.out_dir}/build.sh   (or: nanodet-mcu build {project.out_dir})")
+    if args.profile:
+        print("  per-step instrumentation on: verify --profile / --bisect")
     return 0

@@ -24,6 +24,17 @@ def add_arguments(parser) -> None:
                              "5 with --emulate)")
     parser.add_argument("--run-timeout", type=float, default=120.0, help="seconds to wait for one inference")
     parser.add_argument("--retries", type=int, default=4, help="resends of a request without a valid reply")
+    steps = parser.add_argument_group("per-step diagnosis (firmware generated with --profile)")
+    steps.add_argument("--profile", action="store_true",
+                       help="time every step of one inference on the device's timer: table in model order and the "
+                            "top 10 (and 'profile' in --report)")
+    steps.add_argument("--bisect", action="store_true",
+                       help="find the first step whose output differs from the host reference (per-step CRC-32), "
+                            "read it back and compare it (and 'bisect' in --report)")
+    steps.add_argument("--bisect-on-fail", action="store_true", help="--bisect, only when an outputs check fails")
+    steps.add_argument("--bisect-dir", metavar="DIR", default=".",
+                       help="where --bisect saves the divergent tensor as <step>_device.npy and _host.npy "
+                            "(default: the current directory)")
 
 
 def request_timeout(baud: int) -> float:
@@ -58,7 +69,9 @@ def run(args) -> int:
         default_timeout = max(5.0, request_timeout(args.baud)) if emu is not None else request_timeout(args.baud)
         client = DeviceClient(transport, timeout=args.timeout or default_timeout,
                               run_timeout=args.run_timeout, retries=args.retries)
-        device_check = verifier.Verifier(client, args.model, args.tolerance, progress)
+        device_check = verifier.Verifier(client, args.model, args.tolerance, progress, profile=args.profile,
+                                         bisect=args.bisect, bisect_on_fail=args.bisect_on_fail,
+                                         bisect_dir=args.bisect_dir)
         try:
             outcome = device_check.run(inputs, args.runs)
         except LinkClosed as exc:

@@ -112,13 +112,13 @@ int nd_engine_invoke(void)
     for (i = 0; i < SCORES_BYTES; ++i) {
         engine_scores[i] = (int8_t)((h = h * 1103515245u + 12345u) >> 24);
     }
-    if (nd_steps_done(0u, outs, 1u)) {
+    if (nd_steps_done(0u, nd_board_timer_now(), outs, 1u)) {
         return 0;
     }
     for (i = 0; i < BOXES_BYTES; ++i) {
         engine_boxes[i] = (int8_t)((h = h * 1103515245u + 12345u) >> 24);
     }
-    if (nd_steps_done(1u, outs + 1, 1u) || nd_steps_done(2u, outs, 2u)) {
+    if (nd_steps_done(1u, nd_board_timer_now(), outs + 1, 1u) || nd_steps_done(2u, nd_board_timer_now(), outs, 2u)) {
         return 0;
     }
     return (h & 0xFFu) == 0u ? -1 : 0; /* now and then a failing invoke, to exercise that path */

@@ -75,9 +75,8 @@ void nd_steps_begin(void)
     st.mark = nd_board_timer_now();
 }
 
-int nd_steps_done(uint32_t step, const nd_step_output_t *outs, uint32_t n)
+int nd_steps_done(uint32_t step, uint32_t end, const nd_step_output_t *outs, uint32_t n)
 {
-    uint32_t now = nd_board_timer_now();
     nd_step_record_t *rec;
     uint32_t i, crc = 0u, bytes = 0u;
     if (!st.active || st.stopped || step >= st.count) {
@@ -85,7 +84,7 @@ int nd_steps_done(uint32_t step, const nd_step_output_t *outs, uint32_t n)
     }
     rec = &st.records[step];
     if (st.flags & ND_STEPS_TIME) {
-        rec->ticks = now - st.mark;
+        rec->ticks = end - st.mark;
     }
     for (i = 0u; i < n; ++i) {
         bytes += outs[i].bytes;

@@ -50,8 +50,9 @@ int nd_steps_active(void);
 /* The inference starts: time origin of step 0. */
 void nd_steps_begin(void);
 
-/* Step `step` has completed and written `outs`.  Returns 1 when the run must stop here (the stop step). */
-int nd_steps_done(uint32_t step, const nd_step_output_t *outs, uint32_t n);
+/* Step `step` completed at timer value `end` (read first thing after the step, so that gathering its outputs is
+ * not counted) and wrote `outs`.  Returns 1 when the run must stop here (the stop step). */
+int nd_steps_done(uint32_t step, uint32_t end, const nd_step_output_t *outs, uint32_t n);
 
 /* 1 once the run has stopped: a TFLM wrapper then skips the remaining ops. */
 int nd_steps_stopped(void);

@@ -157,8 +157,8 @@ class Bisector:
         where = {**step_dict(step), "tensor": out.name, "shape": list(out.shape)}
         detail = (f"first divergent step {step.index} of {len(self.steps)} ({compared} compared): {step.op} -> "
                   f"'{out.name}' {'x'.join(map(str, out.shape))}: {cmp['differing_bytes']}/{cmp['bytes']} bytes "
-                  f"differ, max |delta| {cmp['max_abs_delta']}, {len(cmp['channels'])} channels, "
-                  f"{len(cmp['rows'])} rows")
+                  f"differ, max |delta| {cmp['max_abs_delta']}, in {len(cmp['channels'])} channel(s) and "
+                  f"{len(cmp['rows'])} row(s)")
         if not cmp["differing_bytes"]:
             detail += " (read back after stopping there it equals the host's: a nondeterministic device?)"
         return {"status": "diverged", "detail": detail, "step": where, **cmp, "device_npy": str(device_npy),

@@ -41,15 +41,15 @@ static void run_engine(void)
 {
     nd_step_output_t outs[2] = {{a, sizeof(a)}, {c, sizeof(c)}};
     nd_steps_begin();
-    if (nd_steps_done(0u, outs, 1u)) {
+    if (nd_steps_done(0u, nd_board_timer_now(), outs, 1u)) {
         return;
     }
     outs[0].data = b;
     outs[0].bytes = sizeof(b);
-    if (nd_steps_done(1u, outs, 2u)) {
+    if (nd_steps_done(1u, nd_board_timer_now(), outs, 2u)) {
         return;
     }
-    nd_steps_done(2u, outs + 1, 1u);
+    nd_steps_done(2u, nd_board_timer_now(), outs + 1, 1u);
 }
 
 static void report(uint8_t flags, uint32_t stop)

@@ -127,7 +127,7 @@ def _tflm_engine(info: model_info.ModelInfo, tmp: Path) -> tuple[int, dict, dict
     ops = resolver_methods(info.ops)
     host = model_info.tflm_arena_bytes(info.data)
     arena = tflm_arena_reserved(host)
-    ctx = {"ops": ops, "model_hex": hex_bytes(info.data), "model_len": info.size,
+    ctx = {"ops": ops, "num_steps": len(info.ops), "model_hex": hex_bytes(info.data), "model_len": info.size,
            "arena_note": f"reserved = tflite-micro's allocator on the 64-bit host, {host} bytes (an upper bound for "
                          f"the Cortex-M7, whose use the firmware reports to verify), + {TFLM_ARENA_MARGIN} bytes "
                          "margin"}
@@ -215,14 +215,20 @@ def _sources(files: list[str]) -> dict[str, list[str]]:
 
 def generate(board_name: str, model: str | Path, engine: str | None = None, out_dir: str | Path | None = None,
              embed_images: list[str | Path] = (), force: bool = False, log=None,
-             tflm_include: list[str | Path] = (), tflm_lib: str | Path | None = None) -> Project:
-    """Render the project; returns what was written.  Warnings (arena in SDRAM) also go to `log` (stderr)."""
+             tflm_include: list[str | Path] = (), tflm_lib: str | Path | None = None, profile: bool = False,
+             tflm_stock_transpose: bool = False) -> Project:
+    """Render the project; returns what was written.  Warnings (arena in SDRAM) also go to `log` (stderr).
+
+    profile: the build's default turns the per-step instrumentation on (verify --profile / --bisect).
+    tflm_stock_transpose: register the TFLM's own TRANSPOSE kernel instead of the reference one (diagnosing a TFLM)."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     board = boards.load(board_name)
     engine = engine or board.default_engine
     if engine not in board.engines:
         raise NanodetError(f"board {board.name} supports engines {', '.join(board.engines)}, not '{engine}'")
     user_tflm = _user_tflm(board, engine, tflm_include, tflm_lib)
+    if tflm_stock_transpose and engine != "tflm":
+        raise NanodetError("--tflm-stock-transpose applies to the tflm engine only")
     info = model_info.load(model)
     layout = model_info.nanodet_layout(info)
     out = Path(out_dir) if out_dir is not None else default_out_dir(board.name, engine)
@@ -252,7 +258,8 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
             spec.MAX_DETECTIONS, "input_size": spec.INPUT_SIZE, "images": images, "arena_bytes": arena,
             "arena_region": placement.region, "arena_warning": placement.warning, "arena_text": placement.describe(),
             "elf": ELF, "flexram": board.flexram, "resized_regions": board.resized_linker_regions,
-            "arch_flags": board.arch_flags, **user_tflm, **engine_ctx,
+            "arch_flags": board.arch_flags, "profile": profile, "tflm_stock_transpose": tflm_stock_transpose,
+            **user_tflm, **engine_ctx,
         }
         env = _jinja_env()
         _render_dir(env, "common", tmp, ctx, written)
@@ -265,6 +272,7 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
         manifest = {"board": board.name, "engine": engine, "model_sha256": info.sha256, "arena_bytes": arena,
                     "arena_region": placement.region.name, "elf": ctx["elf"],
                     "generated_by": f"nanodet-mcu {__version__}", "flash_bytes_estimate": flash,
+                    "profile": profile, "tflm_stock_transpose": tflm_stock_transpose,
                     "files": sorted(written + [MANIFEST])}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _normalise_modes(tmp)

@@ -22,6 +22,14 @@ def add_arguments(p):
     p.add_argument("--tflm-lib", metavar="LIB",
                    help="tflm engine without an SDK: the TFLM static library for Cortex-M7 (release or default "
                         "build); the build's default for TFLM_LIB (default: none, set TFLM_LIB at build time)")
+    p.add_argument("--profile", action="store_true",
+                   help="build with per-step instrumentation (per-op timing and output CRCs for verify --profile / "
+                        "--bisect); off, the inference has no hook at all.  ND_PROFILE=0|1 at build time overrides it "
+                        "(default: off)")
+    p.add_argument("--tflm-stock-transpose", action="store_true",
+                   help="tflm engine: keep the TFLM's own TRANSPOSE kernel instead of the reference one the glue "
+                        "registers (to diagnose a TFLM build; CMSIS-NN's skips NanoDet's 5-D shuffles; default: the "
+                        "reference one)")
 
 
 def run(args) -> int:
@@ -29,10 +37,13 @@ def run(args) -> int:
 
     project = generate(args.board, args.model, engine=args.engine, out_dir=args.out,
                        embed_images=args.embed_images, force=args.force,
-                       tflm_include=args.tflm_include, tflm_lib=args.tflm_lib)
+                       tflm_include=args.tflm_include, tflm_lib=args.tflm_lib, profile=args.profile,
+                       tflm_stock_transpose=args.tflm_stock_transpose)
     print(f"{project.out_dir}: {project.board} project, {project.engine} engine, {len(project.files)} files")
     print(f"  {project.placement.describe()}")
     flash = ", ".join(f"{k} {v:,}" for k, v in sorted(project.flash_bytes.items()))
     print(f"  flash (large constants): {flash} bytes")
     print(f"  build: {project.out_dir}/build.sh   (or: nanodet-mcu build {project.out_dir})")
+    if args.profile:
+        print("  per-step instrumentation on: verify --profile / --bisect")
     return 0

@@ -35,6 +35,18 @@ def add_arguments(parser) -> None:
                         help="seconds to wait for one inference (default %(default)s)")
     parser.add_argument("--retries", type=int, default=4,
                         help="resends of a request without a valid reply (default %(default)s)")
+    steps = parser.add_argument_group("per-step diagnosis (firmware generated with --profile)")
+    steps.add_argument("--profile", action="store_true",
+                       help="time every step of one inference on the device's timer: table in model order and the "
+                            "top 10 (and 'profile' in --report; default: off)")
+    steps.add_argument("--bisect", action="store_true",
+                       help="find the first step whose output differs from the host reference (per-step CRC-32), "
+                            "read it back and compare it (and 'bisect' in --report; default: off)")
+    steps.add_argument("--bisect-on-fail", action="store_true",
+                       help="--bisect, only when an outputs check fails (default: off)")
+    steps.add_argument("--bisect-dir", metavar="DIR", default=".",
+                       help="where --bisect saves the divergent tensor as <step>_device.npy and _host.npy "
+                            "(default: the current directory)")
 
 
 def request_timeout(baud: int) -> float:
@@ -85,7 +97,9 @@ def run(args) -> int:
         default_timeout = max(5.0, request_timeout(args.baud)) if emu is not None else request_timeout(args.baud)
         client = DeviceClient(transport, timeout=args.timeout or default_timeout,
                               run_timeout=args.run_timeout, retries=args.retries)
-        device_check = verifier.Verifier(client, args.model, args.tolerance, progress)
+        device_check = verifier.Verifier(client, args.model, args.tolerance, progress, profile=args.profile,
+                                         bisect=args.bisect, bisect_on_fail=args.bisect_on_fail,
+                                         bisect_dir=args.bisect_dir)
         if args.emulate:
             device_check.report.firmware = {"path": str(args.emulate), "sha256": file_sha256(args.emulate)}
         try:

@@ -79,6 +79,17 @@ def write_junit(report: Report, path: str | Path) -> None:
     _write_atomic(path, junit_xml(report))
 
 
+def _ranges(values: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2, 5, 7-8'."""
+    runs: list[list[int]] = []
+    for v in values:
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs) or "none"
+
+
 def print_summary(report: Report, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -97,6 +108,16 @@ def print_summary(report: Report, console=None) -> None:
     for c in report.checks:
         checks.add_row(c.image or "-", c.name, "[green]PASS[/]" if c.passed else "[red]FAIL[/]", c.detail)
     console.print(checks)
+    if report.profile:
+        from nanodet_mcu.verify import profile
+
+        profile.render(report.profile, console)
+    if report.bisect:
+        b = report.bisect
+        console.print(f"bisect: [bold]{b['status']}[/]: {b['detail']}")
+        if b["status"] == "diverged":
+            console.print(f"  channels {_ranges(b['channels'])}; rows {_ranges(b['rows'])}")
+            console.print(f"  saved {b['device_npy']} and {b['host_npy']}")
     if report.latency:
         units = sorted({s["unit"] for s in report.latency.values()})
         lat = Table(title=f"latency per stage ({', '.join(units)})")

@@ -5,6 +5,8 @@ int8 input equals `preprocess.quantize` (CRC-32), (3) its raw output tensors equ
 (differing bytes, max |delta|; tolerance in LSB optional), (4) its detections equal the Python integer
 post-processing on its own outputs exactly, and match the float reference (same cells and classes, IoU >= 0.99),
 (5) repeated runs give the same result.  Latency per stage comes from the device's timer counts.
+On request, with a firmware built with step instrumentation: a per-step profile of one inference (profile.py), and
+the first step whose output differs from the host reference (bisect.py).
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from nanodet_mcu import decode, model_info, postprocess_fixed, preprocess, runne
 from nanodet_mcu.errors import NanodetError
 from nanodet_mcu.floatbits import f32_bits
 from nanodet_mcu.link import protocol as p
-from nanodet_mcu.link.client import DeviceClient
+from nanodet_mcu.link.client import DeviceClient, DeviceRefused
+from nanodet_mcu.verify import bisect, profile, steps
 
 FLOAT_IOU_MIN = 0.99
 STAGES = ("preprocess", "inference", "postprocess")
@@ -61,6 +64,8 @@ class Report:
     images: list[dict] = field(default_factory=list)  # image_record() of every verified image, in order
     date: str = ""  # when the run started, ISO 8601 UTC
     firmware: dict = field(default_factory=dict)  # path and sha256 of the ELF, when the host has it (--emulate)
+    profile: dict | None = None  # verify --profile (profile.build)
+    bisect: dict | None = None   # verify --bisect (bisect.Bisector.run)
 
     @property
     def passed(self) -> bool:
@@ -70,8 +75,9 @@ class Report:
         out = {"passed": self.passed, "device": self.device, "model": self.model,
                "checks": [c.as_dict() for c in self.checks], "latency": self.latency, "link": self.link}
         # keys added after the first release are absent when empty, so older readers see what they saw
-        out.update({k: v for k, v in (("date", self.date), ("firmware", self.firmware), ("images", self.images))
-                    if v})
+        optional = (("date", self.date), ("firmware", self.firmware), ("images", self.images),
+                    ("profile", self.profile), ("bisect", self.bisect))
+        out.update({k: v for k, v in optional if v})
         return out
 
 
@@ -197,9 +203,21 @@ def check_repeatability(results: list[p.Result], image: str) -> Check:
                  {"runs": len(results)})
 
 
+@dataclass
+class Verified:
+    """An input already checked: what a profile or a bisection runs again."""
+    item: ImageInput
+    x: np.ndarray  # the host's int8 input tensor
+    outputs_passed: bool
+
+
 class Verifier:
+    """profile: one timed run per step after the checks; bisect: look for the first divergent step on the first
+    input whose outputs differ (or the first input); bisect_on_fail: the same, only when some outputs differ."""
+
     def __init__(self, client: DeviceClient, model_path: str | Path, tolerance: int = 0,
-                 progress: Callable[[str], None] = lambda msg: None):
+                 progress: Callable[[str], None] = lambda msg: None, profile: bool = False, bisect: bool = False,
+                 bisect_on_fail: bool = False, bisect_dir: str | Path = "."):
         self.client = client
         self.model = model_info.load(model_path)
         self.layout = model_info.nanodet_layout(self.model)
@@ -208,6 +226,10 @@ class Verifier:
         self.progress = progress
         self.report = Report(model={"path": str(model_path), "sha256": self.model.sha256})
         self._runner = None
+        self.want_profile, self.want_bisect, self.bisect_on_fail = profile, bisect, bisect_on_fail
+        self.bisect_dir = Path(bisect_dir)
+        self.verified: list[Verified] = []
+        self._steps: list[steps.Step] | None = None
 
     def connect(self) -> p.Info:
         self.info = self.client.hello()
@@ -252,6 +274,7 @@ class Verifier:
         self.progress(f"{item.name}: host reference")
         host_out = self.reference_runner().run(x)
         checks.append(compare_outputs(device_out, host_out, self.tolerance, item.name))
+        self.verified.append(Verified(item, x, checks[-1].passed))
         expected = postprocess_fixed.run(*device_out, self.params)
         checks.append(compare_fixed(results[-1], expected, self.params, item.name))
         qparams = ((self.layout.scores.scale, self.layout.scores.zero_point),
@@ -272,8 +295,11 @@ class Verifier:
         self.report.date = datetime.now(UTC).isoformat(timespec="seconds")
         self.connect()
         if self.report.checks[-1].passed:
+            if self.want_profile or self.want_bisect:
+                self.require_instrumentation()  # before the checks: do not make the user wait for a refusal
             for item in (inputs if inputs is not None else self.embedded_inputs()):
                 self.verify_image(item, runs)
+            self.instrumented_runs()
         self.report.latency = latency_summary(self.info, self.report.ticks)
         t = self.client.transport
         self.report.link = {"port": t.port, "seconds": round(time.monotonic() - started, 3),
@@ -281,6 +307,67 @@ class Verifier:
                             "bad_frames": t.decoder.bad_frames, "garbage_bytes": t.decoder.dropped_bytes,
                             **self.client.stats.as_dict()}
         return self.report
+
+
+    # ---- step instrumentation: --profile, --bisect, --bisect-on-fail ---------------------------------------------
+
+    def require_instrumentation(self) -> None:
+        """NanodetError unless the firmware answers STEPS (built with ND_PROFILE)."""
+        try:
+            self.client.request(p.STEPS, p.steps_request(0, 1))
+        except DeviceRefused as exc:
+            if exc.error.code == p.ERR_NO_STEPS:
+                raise NanodetError("the firmware was built without step instrumentation: generate the project with "
+                                   "--profile (or build it with ND_PROFILE=1) for --profile/--bisect") from None
+            if exc.error.code == p.ERR_UNKNOWN_TYPE:
+                raise NanodetError("the firmware predates step instrumentation (it does not know STEPS): generate "
+                                   "it again with this nanodet-mcu and --profile") from None
+            raise
+
+    def engine_steps(self) -> list[steps.Step]:
+        if self._steps is None:
+            self._steps = steps.engine_steps(self.model, self.info.engine)
+        return self._steps
+
+    def start_run(self, item: ImageInput) -> Callable[[int, int], p.Result]:
+        """(step flags, stop step) -> RESULT of an instrumented run on `item` (uploaded again: an upload is good
+        for one run)."""
+        def start(flags: int, stop: int) -> p.Result:
+            if item.rgb320 is not None:
+                self.client.upload_rgb(item.rgb320)
+                return self.client.run_steps(p.SOURCE_UPLOAD, 0, flags, stop)
+            return self.client.run_steps(p.SOURCE_EMBEDDED, item.embedded_index, flags, stop)
+        return start
+
+    def instrumented_runs(self) -> None:
+        if not self.verified:
+            return
+        if self.want_profile:
+            first = self.verified[0]
+            self.progress(f"{first.item.name}: profiling every step")
+            result = self.start_run(first.item)(p.STEP_TIME, 0)
+            try:
+                self.report.profile = profile.build(self.info.engine, self.info, self.engine_steps(), result,
+                                                    self.client.step_records())
+            except NanodetError as exc:  # keep the checks' report: this firmware is not the host's
+                self.report.checks.append(Check("profile", first.item.name, False, str(exc)))
+        failing = [v for v in self.verified if not v.outputs_passed]
+        if self.want_bisect or (self.bisect_on_fail and failing):
+            target = (failing or self.verified)[0]
+            self.report.bisect = self.bisect(target)
+
+    def bisect(self, target: Verified) -> dict:
+        try:
+            if not self.want_bisect:  # --bisect-on-fail alone: instrumentation was not checked up front
+                self.require_instrumentation()
+            table = self.engine_steps()
+        except NanodetError as exc:
+            return {"status": "error", "detail": str(exc)}
+        self.progress(f"{target.item.name}: bisecting")
+        result = bisect.Bisector(self.client, self.model, self.info.engine, table, self.bisect_dir,
+                                 self.progress).run(target.x, self.start_run(target.item), not target.outputs_passed)
+        result["detail"] = f"{target.item.name}: {result['detail']}"
+        return result
 
 
 def upload_inputs(images_dir: str | Path) -> list[ImageInput]:

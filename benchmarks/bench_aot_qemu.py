@@ -75,14 +75,29 @@ def _inputs(info: model_info.ModelInfo, image: Path, out: Path) -> int:
     return fnv1a(scores.astype(np.int8).tobytes() + boxes.astype(np.int8).tobytes())
 
 
-def bench_aot(model: Path, image: Path, out: Path, weights_format: str = "int16") -> dict:
+INSTRUCTIONS_PER_TICK = qemu.INSTRUCTIONS_PER_TICK
+
+
+def build(model: Path, image: Path, out: Path, profile: bool, weights_format: str = "int16"):
+    """The AOT benchmark ELF for `model` on `image` (also used by tests/test_steps.py): (ELF, FNV-1a of tflite-micro's
+    outputs on the host, AotResult)."""
     info = model_info.load(model)
     result = emit_c(info, out, weights_format=weights_format)
     want = _inputs(info, image, out)
     arena = "static uint8_t arena[ND_MODEL_ARENA_BYTES] __attribute__((aligned(16)));\n"
     (out / "bench_main.c").write_text(qemu.main_c(qemu.AOT_API, arena))
     elf = qemu.build_elf(out, [out / "nd_model.c", out / "bench_main.c", out / "bench_input.c"], out / "bench.elf",
-                         defines=("ND_PROFILE",))
+                         defines=("ND_PROFILE",) if profile else ())
+    return elf, want, result
+
+
+def run(elf: Path, timeout: float = 900) -> str:
+    """The emulator's UART output for one run of a benchmark ELF."""
+    return qemu.run_elf(elf, timeout)
+
+
+def bench_aot(model: Path, image: Path, out: Path, weights_format: str = "int16") -> dict:
+    elf, want, result = build(model, image, out, True, weights_format)
     r = _run(elf, want, model.name)
     r.update(scratch=result.scratch_bytes, flash_constants=result.flash_bytes, weights=weights_format)
     return r

@@ -197,6 +197,7 @@ def nxp_emitted(nxp_model_path, tmp_path_factory):
     return emitted
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("build", BUILDS)
 def test_emitted_c_runs_clean_under_sanitizers(nxp_emitted, example_image, tmp_path, build):
     from nanodet_mcu.runners import TflmRunner

@@ -18,11 +18,13 @@ FLAGS = ["-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-reco
 TARGETS = {
     "fuzz_protocol": ([f"-I{COMMON}"], ["fuzz/fuzz_protocol.c", COMMON / "nd_protocol.c"], "tests/golden"),
     "fuzz_app": ([f"-I{ROOT / 'fuzz/host'}", f"-I{COMMON}"],
-                 ["fuzz/fuzz_app.c", COMMON / "nd_protocol.c", COMMON / "nd_postprocess.c"], "fuzz/seeds_app"),
+                 ["fuzz/fuzz_app.c", COMMON / "nd_protocol.c", COMMON / "nd_postprocess.c", COMMON / "nd_steps.c"],
+                 "fuzz/seeds_app"),
 }
 SECONDS = 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_fuzz_short_run(target, tmp_path):
     clang = require_tool("clang")

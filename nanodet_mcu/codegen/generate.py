@@ -5,6 +5,7 @@ so a failure never leaves half a project.  Rendering is deterministic: the same 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -130,9 +131,11 @@ def _tflm_engine(info: model_info.ModelInfo, tmp: Path, weights_format: str | No
         raise NanodetError("--weights-format applies to the aot engine only (TFLM reads the model's own weights)")
     ops = resolver_methods(info.ops)
     host = model_info.tflm_arena_bytes(info.data)
-    arena = -(-(host + TFLM_ARENA_MARGIN) // 16) * 16
-    ctx = {"ops": ops, "model_hex": hex_bytes(info.data), "model_len": info.size,
-           "arena_note": f"tflite-micro host measurement {host} bytes + {TFLM_ARENA_MARGIN} bytes margin"}
+    arena = tflm_arena_reserved(host)
+    ctx = {"ops": ops, "num_steps": len(info.ops), "model_hex": hex_bytes(info.data), "model_len": info.size,
+           "arena_note": f"reserved = tflite-micro's allocator on the 64-bit host, {host} bytes (an upper bound for "
+                         f"the Cortex-M7, whose use the firmware reports to verify), + {TFLM_ARENA_MARGIN} bytes "
+                         "margin"}
     return arena, ctx, {"model_data": info.size}
 
 
@@ -164,6 +167,31 @@ def _aot_placement(board: boards.Board, arena: Placement, const_bytes: int) -> t
 ENGINES = {"tflm": _tflm_engine, "aot": _aot_engine}
 
 
+def tflm_arena_reserved(host_bytes: int) -> int:
+    """The arena a TFLM project reserves: the host allocator's figure plus TFLM_ARENA_MARGIN, 16-byte aligned."""
+    return -(-(host_bytes + TFLM_ARENA_MARGIN) // 16) * 16
+
+
+def aot_arena_bytes(info: model_info.ModelInfo) -> int:
+    """The AOT engine's exact static arena for this model (its planner, without writing any C)."""
+    from nanodet_mcu.codegen.aot import graph, lower, planner
+
+    return planner.plan(lower.lower(graph.read(info)))[1]
+
+
+def _with_aot_hint(placement: Placement, info: model_info.ModelInfo, board: boards.Board) -> Placement:
+    """A TFLM arena pushed off chip: say what --engine aot would need and where it would go."""
+    try:
+        aot_bytes = aot_arena_bytes(info)
+        aot = place_arena(aot_bytes, board.memory, board.name)
+    except NanodetError:
+        return placement  # a model the AOT engine cannot take: nothing to suggest
+    where = "also off chip" if aot.region.external else "on chip"
+    hint = (f"; --engine aot would need {aot_bytes:,} bytes ({aot_bytes / 1024:.1f} KiB) of arena, placed in "
+            f"{aot.region.name} ({where})")
+    return dataclasses.replace(placement, warning=placement.warning + hint)
+
+
 def _render_dir(env, sub: str, dest: Path, ctx: dict, written: list[str]) -> None:
     for tpl in sorted((TEMPLATES_DIR / sub).glob("*.j2")):
         name = tpl.name[:-3]
@@ -187,6 +215,15 @@ def _copy_layer(src: Path, dest: Path, written: list[str]) -> None:
             written.append(f.name)
 
 
+def _copy_model(info: model_info.ModelInfo, dest: Path, written: list[str]) -> None:
+    """The .tflite itself, so that the README's `verify --model <name>` works from inside the project."""
+    name = Path(info.path).name
+    if (dest / name).exists():
+        raise NanodetError(f"the model's file name {name} clashes with a generated file; rename the model")
+    (dest / name).write_bytes(info.data)
+    written.append(name)
+
+
 def _sources(files: list[str]) -> dict[str, list[str]]:
     by_kind = {"c": [], "cxx": [], "asm": []}
     for f in sorted(files):
@@ -202,10 +239,12 @@ def _sources(files: list[str]) -> dict[str, list[str]]:
 
 def generate(board_name: str, model: str | Path, engine: str | None = None, out_dir: str | Path | None = None,
              embed_images: list[str | Path] = (), force: bool = False, log=None,
-             tflm_include: list[str | Path] = (), tflm_lib: str | Path | None = None,
-             weights_format: str | None = None) -> Project:
+             tflm_include: list[str | Path] = (), tflm_lib: str | Path | None = None, profile: bool = False,
+             tflm_stock_transpose: bool = False, weights_format: str | None = None) -> Project:
     """Render the project; returns what was written.  Warnings (arena in SDRAM) also go to `log` (stderr).
 
+    profile: the build's default turns the per-step instrumentation on (verify --profile / --bisect).
+    tflm_stock_transpose: register the TFLM's own TRANSPOSE kernel instead of the reference one (diagnosing a TFLM).
     weights_format: the AOT engine's conv weights, "int16" (default: fastest) or "int8" (half the flash)."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     board = boards.load(board_name)
@@ -213,6 +252,8 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
     if engine not in board.engines:
         raise NanodetError(f"board {board.name} supports engines {', '.join(board.engines)}, not '{engine}'")
     user_tflm = _user_tflm(board, engine, tflm_include, tflm_lib)
+    if tflm_stock_transpose and engine != "tflm":
+        raise NanodetError("--tflm-stock-transpose applies to the tflm engine only")
     info = model_info.load(model)
     layout = model_info.nanodet_layout(info)
     out = Path(out_dir) if out_dir is not None else default_out_dir(board.name, engine)
@@ -225,6 +266,8 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
     try:
         arena, engine_ctx, flash = ENGINES[engine](info, tmp, weights_format)
         placement = place_arena(arena, board.memory, board.name)
+        if placement.warning and engine == "tflm" and "aot" in board.engines:
+            placement = _with_aot_hint(placement, info, board)
         aot_ctx, aot_lines, aot_manifest = ({"aot_code_section": "", "aot_const_region": None}, [], {})
         if engine == "aot":
             aot_ctx, aot_lines, aot_manifest = _aot_placement(board, placement, engine_ctx["aot_const_section_bytes"])
@@ -243,7 +286,8 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
             spec.MAX_DETECTIONS, "input_size": spec.INPUT_SIZE, "images": images, "arena_bytes": arena,
             "arena_region": placement.region, "arena_warning": placement.warning, "arena_text": placement.describe(),
             "elf": ELF, "flexram": board.flexram, "resized_regions": board.resized_linker_regions,
-            "arch_flags": board.arch_flags, **user_tflm, **engine_ctx, **aot_ctx,
+            "arch_flags": board.arch_flags, "profile": profile, "tflm_stock_transpose": tflm_stock_transpose,
+            **user_tflm, **engine_ctx, **aot_ctx,
             "define_regions": _regions_to_define(placement.region, aot_ctx["aot_const_region"]),
         }
         env = _jinja_env()
@@ -251,11 +295,13 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
         _render_dir(env, f"engine-{engine}", tmp, ctx, written)
         _copy_layer(FIRMWARE_DIR / "common", tmp, written)
         _copy_layer(board.layer_dir, tmp, written)
+        _copy_model(info, tmp, written)
         ctx["sources"] = _sources(written)
         _render_dir(env, board.family, tmp, ctx, written)
         manifest = {"board": board.name, "engine": engine, "model_sha256": info.sha256, "arena_bytes": arena,
                     "arena_region": placement.region.name, "elf": ctx["elf"],
                     "generated_by": f"nanodet-mcu {__version__}", "flash_bytes_estimate": flash,
+                    "profile": profile, "tflm_stock_transpose": tflm_stock_transpose,
                     "files": sorted(written + [MANIFEST])}
         if "aot_ram" in engine_ctx:
             manifest["aot"] = {"weights_format": engine_ctx["weights_format"], **engine_ctx["aot_ram"], **aot_manifest}

@@ -7,23 +7,46 @@ from contextlib import ExitStack
 
 def add_arguments(parser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--port", help="serial port of the board (e.g. /dev/ttyACM0)")
-    where.add_argument("--emulate", metavar="ELF", help="start QEMU mps2-an500 on this firmware, verify, stop it")
-    parser.add_argument("--baud", type=int, default=115200, help="link baud rate (default 115200)")
-    parser.add_argument("--model", required=True, help="the .tflite the firmware was generated from")
+    where.add_argument("--port", help="serial port of the flashed board, e.g. /dev/ttyACM0 (one of --port and "
+                                      "--emulate is required)")
+    where.add_argument("--emulate", metavar="ELF", help="start QEMU mps2-an500 on this firmware, verify, stop it "
+                                                        "(one of --port and --emulate is required)")
+    parser.add_argument("--baud", type=int, default=115200, help="link baud rate (default %(default)s)")
+    parser.add_argument("--model", required=True, help="the .tflite the firmware was generated from (a generated "
+                                                       "project holds a copy)")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--images", metavar="DIR", help="upload every image of DIR as RGB888 and run on it")
-    source.add_argument("--embedded", action="store_true", help="run the firmware's embedded images (default)")
-    parser.add_argument("--runs", type=int, default=1, help="runs per image for latency statistics (default 1)")
+    source.add_argument("--images", metavar="DIR", help="upload every image of DIR as RGB888 and run on it "
+                                                        "(default: the embedded images)")
+    source.add_argument("--embedded", action="store_true", help="run the firmware's embedded images (the default)")
+    parser.add_argument("--runs", type=int, default=1, help="runs per image for latency statistics (default "
+                                                            "%(default)s)")
     parser.add_argument("--tolerance", type=int, default=0, metavar="LSB",
                         help="accept raw output differences up to this many LSB (default 0: bit-exact)")
-    parser.add_argument("--report", metavar="JSON", help="write the full report as JSON")
-    parser.add_argument("--junit", metavar="XML", help="write the checks as JUnit XML")
+    parser.add_argument("--report", metavar="JSON", help="write the full report as JSON (default: none written)")
+    parser.add_argument("--junit", metavar="XML", help="write the checks as JUnit XML (default: none written)")
+    parser.add_argument("--html", metavar="HTML",
+                        help="write one self-contained HTML page: each image with the device's and the reference's "
+                             "boxes, the checks (failing images first), latency charts; opens from disk "
+                             "(default: none written)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds to wait for each reply (default: from the baud rate, at least 2; "
                              "5 with --emulate)")
-    parser.add_argument("--run-timeout", type=float, default=120.0, help="seconds to wait for one inference")
-    parser.add_argument("--retries", type=int, default=4, help="resends of a request without a valid reply")
+    parser.add_argument("--run-timeout", type=float, default=120.0,
+                        help="seconds to wait for one inference (default %(default)s)")
+    parser.add_argument("--retries", type=int, default=4,
+                        help="resends of a request without a valid reply (default %(default)s)")
+    steps = parser.add_argument_group("per-step diagnosis (firmware generated with --profile)")
+    steps.add_argument("--profile", action="store_true",
+                       help="time every step of one inference on the device's timer: table in model order and the "
+                            "top 10 (and 'profile' in --report; default: off)")
+    steps.add_argument("--bisect", action="store_true",
+                       help="find the first step whose output differs from the host reference (per-step CRC-32), "
+                            "read it back and compare it (and 'bisect' in --report; default: off)")
+    steps.add_argument("--bisect-on-fail", action="store_true",
+                       help="--bisect, only when an outputs check fails (default: off)")
+    steps.add_argument("--bisect-dir", metavar="DIR", default=".",
+                       help="where --bisect saves the divergent tensor as <step>_device.npy and _host.npy "
+                            "(default: the current directory)")
 
 
 def request_timeout(baud: int) -> float:
@@ -31,6 +54,13 @@ def request_timeout(baud: int) -> float:
     from nanodet_mcu.link import protocol
 
     return max(2.0, 3 * protocol.MAX_FRAME * 10 / baud)
+
+
+def file_sha256(path) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def run(args) -> int:
@@ -44,6 +74,15 @@ def run(args) -> int:
         raise NanodetError("--runs must be at least 1")
     if args.tolerance < 0:
         raise NanodetError("--tolerance must be >= 0")
+    if args.html:
+        report.check_writable(args.html, "--html")
+    # Inputs first: a missing or foreign model or ELF fails here, before QEMU starts or the port opens.
+    from nanodet_mcu import model_info
+    from nanodet_mcu.device.emulator import check_elf
+
+    model_info.nanodet_layout(model_info.load(args.model))
+    if args.emulate:
+        check_elf(args.emulate)
     inputs = verifier.upload_inputs(args.images) if args.images else None
     progress = (lambda msg: print(f"  {msg}", file=sys.stderr)) if sys.stderr.isatty() else (lambda msg: None)
     with ExitStack() as stack:
@@ -58,7 +97,11 @@ def run(args) -> int:
         default_timeout = max(5.0, request_timeout(args.baud)) if emu is not None else request_timeout(args.baud)
         client = DeviceClient(transport, timeout=args.timeout or default_timeout,
                               run_timeout=args.run_timeout, retries=args.retries)
-        device_check = verifier.Verifier(client, args.model, args.tolerance, progress)
+        device_check = verifier.Verifier(client, args.model, args.tolerance, progress, profile=args.profile,
+                                         bisect=args.bisect, bisect_on_fail=args.bisect_on_fail,
+                                         bisect_dir=args.bisect_dir)
+        if args.emulate:
+            device_check.report.firmware = {"path": str(args.emulate), "sha256": file_sha256(args.emulate)}
         try:
             outcome = device_check.run(inputs, args.runs)
         except LinkClosed as exc:
@@ -77,4 +120,9 @@ def run(args) -> int:
         report.write_json(outcome, args.report)
     if args.junit:
         report.write_junit(outcome, args.junit)
+    if args.html:
+        from nanodet_mcu.verify import html
+
+        html.write_html(outcome.as_dict(), args.html)
+        print(f"HTML report: {args.html}", file=sys.stderr)
     return 0 if outcome.passed else 1

@@ -7,7 +7,27 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from nanodet_mcu.errors import NanodetError
 from nanodet_mcu.verify.verifier import Report
+
+
+def check_writable(path: str | Path, option: str = "") -> None:
+    """Fail in a second, not after a long run: `path` must be a file this user can create or replace (its missing
+    parent directories are created on write, as `_write_atomic` does)."""
+    path, what = Path(path), f"{option} {path}".strip()
+    if path.is_dir():
+        raise NanodetError(f"cannot write {what}: it is a directory")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NanodetError(f"cannot write {what}: {parent} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as exc:
+        raise NanodetError(f"cannot write {what}: {parent}: {exc.strerror or exc}") from exc
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _write_atomic(path: str | Path, text: str) -> None:
@@ -23,8 +43,20 @@ def _write_atomic(path: str | Path, text: str) -> None:
         raise
 
 
+def to_json(value, level: int = 0) -> str:
+    """json.dumps(indent=2), except that a list of plain values stays on one line: latency ticks, boxes and each
+    channel of a delta map read as rows instead of one number a line (a map would otherwise be ~100 KB)."""
+    pad, inner = "  " * level, "  " * (level + 1)
+    if isinstance(value, dict) and value:
+        return "{\n" + ",\n".join(f"{inner}{json.dumps(k)}: {to_json(v, level + 1)}" for k, v in value.items()) \
+            + f"\n{pad}}}"
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        return "[\n" + ",\n".join(inner + to_json(v, level + 1) for v in value) + f"\n{pad}]"
+    return json.dumps(value)
+
+
 def write_json(report: Report, path: str | Path) -> None:
-    _write_atomic(path, json.dumps(report.as_dict(), indent=2) + "\n")
+    _write_atomic(path, to_json(report.as_dict()) + "\n")
 
 
 def junit_xml(report: Report) -> str:
@@ -47,6 +79,17 @@ def write_junit(report: Report, path: str | Path) -> None:
     _write_atomic(path, junit_xml(report))
 
 
+def _ranges(values: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2, 5, 7-8'."""
+    runs: list[list[int]] = []
+    for v in values:
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs) or "none"
+
+
 def print_summary(report: Report, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -65,6 +108,16 @@ def print_summary(report: Report, console=None) -> None:
     for c in report.checks:
         checks.add_row(c.image or "-", c.name, "[green]PASS[/]" if c.passed else "[red]FAIL[/]", c.detail)
     console.print(checks)
+    if report.profile:
+        from nanodet_mcu.verify import profile
+
+        profile.render(report.profile, console)
+    if report.bisect:
+        b = report.bisect
+        console.print(f"bisect: [bold]{b['status']}[/]: {b['detail']}")
+        if b["status"] == "diverged":
+            console.print(f"  channels {_ranges(b['channels'])}; rows {_ranges(b['rows'])}")
+            console.print(f"  saved {b['device_npy']} and {b['host_npy']}")
     if report.latency:
         units = sorted({s["unit"] for s in report.latency.values()})
         lat = Table(title=f"latency per stage ({', '.join(units)})")

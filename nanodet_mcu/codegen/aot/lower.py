@@ -101,6 +101,8 @@ class Program:
     inputs: list[int]
     outputs: list[int]
     tensor_names: dict[int, str] = field(default_factory=dict)
+    views: dict[int, tuple[int, int]] = field(default_factory=dict)  # tensor stored in another's layout -> (pixel
+    # stride, channel stride) there; its alias gives that tensor and the offset
 
     def step_facts(self) -> list[dict]:
         """Per step, what profiling and bisecting tools report: fused op kinds, output tensor, shape, MACs."""
@@ -419,7 +421,8 @@ class Lowering:
             root = self.alias.get(ti, (ti, 0))[0]
             sizes.setdefault(root, self.t[root].size)
         names = {s.tensor: self.t[s.tensor].name for s in self.steps}
-        return Program(self.steps, self.consts, self.alias, sizes, list(self.g.inputs), list(self.g.outputs), names)
+        return Program(self.steps, self.consts, self.alias, sizes, list(self.g.inputs), list(self.g.outputs), names,
+                       dict(self.views))
 
     def _new_scratch(self, ref_bytes: int, fast_bytes: int) -> Scratch | None:
         size = max(ref_bytes, fast_bytes)

@@ -2,6 +2,7 @@
 import os
 import time
 
+from nanodet_mcu import cliargs
 from nanodet_mcu.model import convert
 
 
@@ -9,7 +10,7 @@ def add_arguments(p):
     p.add_argument("--weights", required=True, help="official weights: .ckpt/.pth checkpoint or .onnx export")
     p.add_argument("--calib-dir", help="folder of calibration images (never the evaluation set); default: "
                                        f"${convert.CALIB_ENV} or ../shared/coco/calib")
-    p.add_argument("--num-calib", type=int, default=convert.DEFAULT_NUM_CALIB,
+    p.add_argument("--num-calib", type=cliargs.positive_int, default=convert.DEFAULT_NUM_CALIB,
                    help="calibration images drawn from the folder (default %(default)s)")
     p.add_argument("--seed", type=int, default=convert.DEFAULT_SEED, help="seed of the draw (default %(default)s)")
     p.add_argument("-o", "--output", default=convert.DEFAULT_OUTPUT, help="output .tflite (default %(default)s)")

@@ -1,5 +1,5 @@
 """`nanodet-mcu evaluate`: COCO bbox metrics for a .tflite or float .onnx model."""
-from nanodet_mcu import runners
+from nanodet_mcu import cliargs, runners
 from nanodet_mcu.model import evaluate
 from nanodet_mcu.pipeline import DECODERS
 
@@ -8,7 +8,7 @@ def add_arguments(p):
     p.add_argument("--model", required=True, help=".tflite (int8) or .onnx (float, stride-32 head)")
     p.add_argument("--images", required=True, help="folder of COCO images")
     p.add_argument("--annotations", required=True, help="COCO instances JSON")
-    p.add_argument("--limit", type=int, help="first N annotated images (sorted by name)")
+    p.add_argument("--limit", type=cliargs.positive_int, help="first N annotated images (sorted by name)")
     p.add_argument("--interpreter", choices=runners.runner_names(), default="tflm")
     p.add_argument("--decoder", choices=DECODERS, default="float")
     p.add_argument("--json", action="store_true", help="print metrics as JSON")

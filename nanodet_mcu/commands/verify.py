@@ -4,26 +4,28 @@ from __future__ import annotations
 import sys
 from contextlib import ExitStack
 
+from nanodet_mcu import cliargs
+
 
 def add_arguments(parser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--port", help="serial port of the board (e.g. /dev/ttyACM0)")
     where.add_argument("--emulate", metavar="ELF", help="start QEMU mps2-an500 on this firmware, verify, stop it")
-    parser.add_argument("--baud", type=int, default=115200, help="link baud rate (default 115200)")
+    parser.add_argument("--baud", type=cliargs.positive_int, default=115200, help="link baud rate (default 115200)")
     parser.add_argument("--model", required=True, help="the .tflite the firmware was generated from")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--images", metavar="DIR", help="upload every image of DIR as RGB888 and run on it")
     source.add_argument("--embedded", action="store_true", help="run the firmware's embedded images (default)")
-    parser.add_argument("--runs", type=int, default=1, help="runs per image for latency statistics (default 1)")
-    parser.add_argument("--tolerance", type=int, default=0, metavar="LSB",
+    parser.add_argument("--runs", type=cliargs.positive_int, default=1, help="runs per image for latency statistics (default 1)")
+    parser.add_argument("--tolerance", type=cliargs.non_negative_int, default=0, metavar="LSB",
                         help="accept raw output differences up to this many LSB (default 0: bit-exact)")
     parser.add_argument("--report", metavar="JSON", help="write the full report as JSON")
     parser.add_argument("--junit", metavar="XML", help="write the checks as JUnit XML")
-    parser.add_argument("--timeout", type=float, default=None,
+    parser.add_argument("--timeout", type=cliargs.positive_float, default=None,
                         help="seconds to wait for each reply (default: from the baud rate, at least 2; "
                              "5 with --emulate)")
-    parser.add_argument("--run-timeout", type=float, default=120.0, help="seconds to wait for one inference")
-    parser.add_argument("--retries", type=int, default=4, help="resends of a request without a valid reply")
+    parser.add_argument("--run-timeout", type=cliargs.positive_float, default=120.0, help="seconds to wait for one inference")
+    parser.add_argument("--retries", type=cliargs.non_negative_int, default=4, help="resends of a request without a valid reply")
 
 
 def request_timeout(baud: int) -> float:

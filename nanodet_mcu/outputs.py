@@ -74,6 +74,10 @@ def check_dir(path: str | Path, option: str) -> Path:
     return target
 
 
+def same_file(a: str | Path, b: str | Path) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
 def make_dirs(directory: Path) -> list[Path]:
     """mkdir -p; returns the directories it created (deepest last), for removal when the outputs are abandoned."""
     missing = []

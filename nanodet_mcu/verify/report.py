@@ -1,30 +1,27 @@
-"""Renderings of a verify Report: a rich summary for people, JSON and JUnit XML for CI (written atomically)."""
+"""Renderings of a verify Report: a rich summary for people, JSON and JUnit XML for CI (written atomically; the verify
+command commits both files together through outputs.Staged)."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from nanodet_mcu import outputs
 from nanodet_mcu.verify.verifier import Report
 
 
-def _write_atomic(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def json_text(report: Report) -> str:
+    return json.dumps(report.as_dict(), indent=2) + "\n"
 
 
 def write_json(report: Report, path: str | Path) -> None:
-    _write_atomic(path, json.dumps(report.as_dict(), indent=2) + "\n")
+    _write(path, json_text(report))
+
+
+def _write(path: str | Path, text: str) -> None:
+    with outputs.Staged() as out:
+        out.add(path, text)
+        out.commit()
 
 
 def junit_xml(report: Report) -> str:
@@ -44,7 +41,7 @@ def junit_xml(report: Report) -> str:
 
 
 def write_junit(report: Report, path: str | Path) -> None:
-    _write_atomic(path, junit_xml(report))
+    _write(path, junit_xml(report))
 
 
 def print_summary(report: Report, console=None) -> None:
@@ -75,6 +72,9 @@ def print_summary(report: Report, console=None) -> None:
         console.print(lat)
     link = report.link
     if link:
-        console.print(f"link: {link['requests']} requests, {link['retries']} retries, {link['bad_frames']} bad frames, "
-                      f"{link['bytes_sent']} B sent, {link['bytes_received']} B received in {link['seconds']:.1f} s")
+        rate = 100 * link["retries"] / max(1, link["requests"] + link["retries"])
+        reasks = f", {link['reasks']} re-asks after BUSY" if link.get("reasks") else ""
+        console.print(f"link: {link['requests']} requests, {link['retries']} retries ({rate:.1f}% of frames){reasks}, "
+                      f"{link['bad_frames']} bad frames, {link['bytes_sent']} B sent, {link['bytes_received']} B "
+                      f"received in {link['seconds']:.1f} s")
     console.print("[bold green]verify: PASS[/]" if report.passed else "[bold red]verify: FAIL[/]")

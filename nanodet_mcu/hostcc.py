@@ -23,6 +23,11 @@ def cache_dir() -> Path:
     return Path(base) / "hostcc"
 
 
+def cache_error(exc: OSError) -> NanodetError:
+    return NanodetError(f"cannot use the cache directory {cache_dir().parent} ({exc.strerror or exc}: "
+                        f"{exc.filename}); set NANODET_MCU_CACHE to a writable directory")
+
+
 def compiler() -> str:
     cc = os.environ.get("CC", "cc")
     if shutil.which(cc) is None:
@@ -45,9 +50,12 @@ def build_shared_library(name: str, sources: list[Path], include_dirs: list[Path
     lib = out_dir / f"lib{name}.so"
     if lib.exists():
         return lib
-    created = outputs.make_dirs(out_dir)
-    with tempfile.NamedTemporaryFile(dir=out_dir, suffix=".so", delete=False) as tmp:
-        tmp_path = Path(tmp.name)
+    try:
+        created = outputs.make_dirs(out_dir)
+        with tempfile.NamedTemporaryFile(dir=out_dir, suffix=".so", delete=False) as tmp:
+            tmp_path = Path(tmp.name)
+    except OSError as exc:
+        raise cache_error(exc) from None
     try:
         cmd = [cc, *flags, *(f"-I{d}" for d in include_dirs), *map(str, sources), "-o", str(tmp_path)]
         proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -75,7 +75,8 @@ def bad(tmp_path_factory) -> dict:
                           "badroot.tflite": (1_380_755_529).to_bytes(4, "little") + data[4:],
                           "reshape.tflite": model_surgery.edit(data, lambda m: model_surgery.retype_op(m, 0,
                                                                                                       "RESHAPE")),
-                          "annotations.json": b"{not json", "weights.ckpt": b"PK\x03\x04garbage"}.items():
+                          "annotations.json": b"{not json", "coco_list.json": b"[]",
+                          "weights.ckpt": b"PK\x03\x04garbage"}.items():
         (d / name).write_bytes(content)
         files[name.split(".")[0]] = d / name
     Image.new("RGB", (64, 48), (90, 120, 200)).save(d / "ok.png")
@@ -126,6 +127,8 @@ CASES = [
                              "--limit", "0"], "at least 1"),
     ("evaluate: annotations not JSON", ["evaluate", "--model", "{good}", "--images", "{images}", "--annotations",
                                         "{annotations}"], "cannot read COCO annotations"),
+    ("evaluate: annotations not COCO", ["evaluate", "--model", "{good}", "--images", "{images}", "--annotations",
+                                        "{coco_list}"], "not a COCO instances file"),
     ("convert: -o unwritable", ["convert", "--weights", "{onnx_bias}", "-o", "{ro}/m.tflite"], "not writable"),
     ("convert: -o under a file", ["convert", "--weights", "{onnx_bias}", "-o", "{afile}/m.tflite"],
      "is not a directory"),
@@ -234,6 +237,9 @@ def test_failed_host_build_leaves_nothing_in_the_cache(bad, tmp_path):
                        env={"NANODET_MCU_CACHE": str(cache), "CC": "false"})
     assert code == 1 and "host build" in err and len(err.splitlines()) == 1
     assert not cache.exists() or not any(cache.rglob("*")), sorted(map(str, cache.rglob("*")))
+    code, _, err = cli("detect", "--model", bad["good"], "--interpreter", "aot", bad["ok"],
+                       env={"NANODET_MCU_CACHE": str(bad["afile"])})
+    assert code == 1 and "cannot use the cache directory" in err and len(err.splitlines()) == 1
 
 
 def test_sigint_after_the_project_is_complete_exits_0(bad, tmp_path):

@@ -35,7 +35,10 @@ class HostModel:
                  flags: tuple[str, ...] = hostcc.DEFAULT_FLAGS):
         out = emit_dir(info, nanodet)
         fresh = not (out / "nd_model.c").exists() or not (out / "nd_model.h").exists()
-        created = outputs.make_dirs(out) if fresh else []
+        try:
+            created = outputs.make_dirs(out) if fresh else []
+        except OSError as exc:
+            raise hostcc.cache_error(exc) from None
         self.dir = out
         try:
             if fresh:

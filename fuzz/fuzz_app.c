@@ -144,18 +144,22 @@ const nd_post_params_t nd_post_params = {
 };
 
 /* The input is a script of records, turned into the byte stream the device receives:
- *   0: n, n raw bytes (garbage, partial frames)   1: type, seq u16, length u16, payload (framed with a good CRC)
- *   2: a pause (the device's frame timeout passes)
- * so the fuzzer reaches every request handler instead of stopping at the CRC. */
-static uint8_t stream[1u << 16];
+ *   0: n u8, n raw bytes (garbage, partial frames)   1: type, seq u16, length u16, payload (framed with a good CRC)
+ *   2: a pause (the device's frame timeout passes)   3: n u16, n raw bytes (whole recorded frames, e.g. golden ones)
+ * so the fuzzer reaches every request handler instead of stopping at the CRC.  The stream holds a whole session:
+ * a 307200-byte upload in 4 KB frames plus the requests around it (fuzz/make_seeds.py, run with -max_len=400000). */
+static uint8_t stream[1u << 19];
 
 static size_t build_stream(const uint8_t *data, size_t size)
 {
     size_t pos = 0, out = 0;
     while (pos < size) {
-        uint8_t kind = data[pos++] % 3u;
-        if (kind == 0u && pos < size) {
+        uint8_t kind = data[pos++] % 4u;
+        if ((kind == 0u && pos < size) || (kind == 3u && size - pos >= 2u)) {
             size_t n = data[pos++];
+            if (kind == 3u) {
+                n |= (size_t)data[pos++] << 8;
+            }
             if (n > size - pos) {
                 n = size - pos;
             }

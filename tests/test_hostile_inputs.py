@@ -83,14 +83,16 @@ def bad(tmp_path_factory) -> dict:
     Image.new("1", (10000, 10000)).save(d / "bomb.png")  # 1e8 pixels in 12 KB: over Pillow's limit
     (d / "images").mkdir()
     Image.new("RGB", (64, 48)).save(d / "images" / "a.png")
+    (d / "coco.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 48}],
+                                             "annotations": [], "categories": [{"id": 1, "name": "person"}]}))
     for name, manifest in (("proj_list", "[1, 2]"), ("proj_garbage", "{"), ("proj_nosh", json.dumps(
             {"board": "mps2-an500", "engine": "aot", "elf": "build/x.elf"}))):
         (d / name).mkdir()
         (d / name / "project.json").write_text(manifest)
         if name != "proj_nosh":
             (d / name / "build.sh").write_text("exit 0\n")
-    files.update(ok=d / "ok.png", bomb=d / "bomb.png", images=d / "images", proj_list=d / "proj_list",
-                 proj_garbage=d / "proj_garbage", proj_nosh=d / "proj_nosh",
+    files.update(coco=d / "coco.json", ok=d / "ok.png", bomb=d / "bomb.png", images=d / "images",
+                 proj_list=d / "proj_list", proj_garbage=d / "proj_garbage", proj_nosh=d / "proj_nosh",
                  onnx_bias=_onnx_conv(d / "bias.onnx", bias_computed=True),
                  onnx_short=_onnx_conv(d / "short.onnx", short_weights=True))
     return files
@@ -127,6 +129,11 @@ CASES = [
                              "--limit", "0"], "at least 1"),
     ("evaluate: annotations not JSON", ["evaluate", "--model", "{good}", "--images", "{images}", "--annotations",
                                         "{annotations}"], "cannot read COCO annotations"),
+    ("evaluate: model TFLM refuses", ["evaluate", "--model", "{reshape}", "--images", "{images}", "--annotations",
+                                      "{coco}"], "tflite-micro refuses"),
+    pytest.param("evaluate: model TFLite refuses", ["evaluate", "--model", "{reshape}", "--images", "{images}",
+                                                    "--annotations", "{coco}", "--interpreter", "tflite"],
+                 "TensorFlow Lite refuses", marks=SLOW, id="evaluate: model TFLite refuses"),
     ("evaluate: annotations not COCO", ["evaluate", "--model", "{good}", "--images", "{images}", "--annotations",
                                         "{coco_list}"], "not a COCO instances file"),
     ("convert: -o unwritable", ["convert", "--weights", "{onnx_bias}", "-o", "{ro}/m.tflite"], "not writable"),

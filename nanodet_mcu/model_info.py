@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import os
 import re
+import signal
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -236,10 +237,38 @@ def _log_reason(log: str, exc: BaseException) -> str:
     return "; ".join(node[:1] + rest[:2]) or type(exc).__name__
 
 
+def crash_in_child(load) -> str | None:
+    """Run `load()` in a forked child first: the C++ runtimes (tflite-micro, TensorFlow Lite) abort or segfault on
+    some corrupt models (operands that make no sense for their op) instead of returning an error, which would kill
+    the command with no message.  The name of the signal that killed the child, or None when it survived (refusals
+    it raises are reported by the caller's own load)."""
+    if not hasattr(os, "fork"):
+        return None
+    pid = os.fork()
+    if pid == 0:  # the child: the load, then out without running any Python cleanup
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            load()
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return signal.Signals(os.WTERMSIG(status)).name if os.WIFSIGNALED(status) else None
+
+
+def crash_message(runtime: str, what: str, sig: str) -> str:
+    return (f"{runtime} refuses {what}: loading it crashes {runtime} ({sig}); the model's operators and tensors do "
+            "not fit together (corrupt or hand-edited model?)")
+
+
 def tflm_interpreter(data: bytes, what: str):
     """tflite-micro's Python interpreter for a model, its load errors (logged by C++ on stderr) as one NanodetError."""
     from tflite_micro.python.tflite_micro import runtime
 
+    crash = crash_in_child(lambda: runtime.Interpreter.from_bytes(data))
+    if crash:
+        raise NanodetError(crash_message("tflite-micro", what, crash))
     failure = None
     with _captured_output() as log:
         try:

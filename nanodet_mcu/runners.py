@@ -53,12 +53,20 @@ class TfliteRunner(Runner):
         with model_info._captured_output():  # TensorFlow's import and the interpreter log to stderr from C++
             import tensorflow as tf
 
+        def load():
+            interp = tf.lite.Interpreter(model_content=info.data, num_threads=1)
+            interp.allocate_tensors()
+            interp.invoke()  # some corrupt models crash TensorFlow Lite only when run
+            return interp
+
         failure = None
         with model_info._captured_output() as log, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+            crash = model_info.crash_in_child(load)
+            if crash:
+                raise NanodetError(model_info.crash_message("TensorFlow Lite", info.path, crash))
             try:
-                self._interp = tf.lite.Interpreter(model_content=info.data, num_threads=1)
-                self._interp.allocate_tensors()
+                self._interp = load()
             except Exception as exc:  # RuntimeError or ValueError with the failing node
                 failure = exc
         if failure is not None:

@@ -75,6 +75,11 @@ def bad(tmp_path_factory) -> dict:
                           "badroot.tflite": (1_380_755_529).to_bytes(4, "little") + data[4:],
                           "reshape.tflite": model_surgery.edit(data, lambda m: model_surgery.retype_op(m, 0,
                                                                                                       "RESHAPE")),
+                          "crash_tflm.tflite": model_surgery.edit(  # an ADD of an int32 vector: TFLM aborts
+                              aot_models.build("transpose5d_shuffle_words").read_bytes(),
+                              lambda m: model_surgery.retype_op(m, 0, "ADD")),
+                          "crash_tflite.tflite": model_surgery.edit(data, lambda m: model_surgery.retype_op(
+                              m, 0, "SPLIT")),  # a conv read as SPLIT: TensorFlow Lite segfaults
                           "annotations.json": b"{not json", "coco_list.json": b"[]",
                           "weights.ckpt": b"PK\x03\x04garbage"}.items():
         (d / name).write_bytes(content)
@@ -109,6 +114,10 @@ CASES = [
     ("inspect: truncated model", ["inspect", "{truncated}"], "not a valid .tflite flatbuffer"),
     ("inspect: corrupt root offset", ["inspect", "{badroot}"], "not a valid .tflite flatbuffer"),
     ("inspect: model TFLM refuses", ["inspect", "{reshape}"], "tflite-micro refuses"),
+    ("inspect: model that crashes TFLM", ["inspect", "{crash_tflm}"], "crashes tflite-micro (SIGABRT)"),
+    pytest.param("detect: model that crashes TFLite", ["detect", "--model", "{crash_tflite}", "--interpreter",
+                                                       "tflite", "{ok}"], "crashes TensorFlow Lite (SIGSEGV)",
+                 marks=SLOW, id="detect: model that crashes TFLite"),
     ("inspect: ONNX given as model", ["inspect", "{onnx_bias}"], "not a TFLite flatbuffer"),
     ("detect: not an image", ["detect", "--model", "{good}", "{text}"], "cannot read image"),
     ("detect: missing image", ["detect", "--model", "{good}", "{dir}/nope.jpg"], "cannot read image"),

@@ -30,19 +30,23 @@ def raw(data: bytes) -> bytes:
 PAUSE = bytes([2])
 
 
-def pixels(n: int, offset: int = 0) -> bytes:
-    """Image bytes without 0xFF (the harness reads 0xFF 0xFE as a pause on the line)."""
-    return bytes((7 * (offset + i)) % 251 for i in range(n))
+def pixels(n: int, offset: int = 0, first: int = 0) -> bytes:
+    """Image bytes without 0xFF (the harness reads 0xFF 0xFE as a pause on the line); byte 0 of the image is
+    `first` (0xEE makes the harness's engine fail the RUN)."""
+    data = bytearray((7 * (offset + i)) % 251 for i in range(n))
+    if offset == 0 and n:
+        data[0] = first
+    return bytes(data)
 
 
-def upload(kind: int, seq: int, chunks: list[int], total: int = IMAGE_BYTES, repeat_every: int = 0) -> tuple[bytes,
-                                                                                                            int]:
+def upload(kind: int, seq: int, chunks: list[int], total: int = IMAGE_BYTES, repeat_every: int = 0,
+           first: int = 0) -> tuple[bytes, int]:
     """UPLOAD frames of the given chunk sizes (cycled) up to `total` bytes; every `repeat_every`-th chunk is sent
     twice with the same seq (a host retry after a lost ACK)."""
     out, offset, k = bytearray(), 0, 0
     while offset < total:
         n = min(chunks[k % len(chunks)], total - offset, p.MAX_UPLOAD_CHUNK)
-        f = frame(p.UPLOAD, seq, p.upload_request(kind, offset, pixels(n, offset)))
+        f = frame(p.UPLOAD, seq, p.upload_request(kind, offset, pixels(n, offset, first)))
         out += f + (f if repeat_every and k % repeat_every == 0 else b"")
         offset, seq, k = offset + n, seq + 1, k + 1
     return bytes(out), seq
@@ -69,7 +73,9 @@ def session_rgb() -> bytes:
 
 
 def session_int8_halving() -> bytes:
-    up, seq = upload(p.UPLOAD_INT8, 500, [4091, 2048, 1024, 512, 256, 256, 512, 1024, 2048])
+    """Chunks halving and growing as on a noisy link; the tensor starts with 0xEE, so the (harness) engine fails
+    the RUN and the READ after it finds no outputs."""
+    up, seq = upload(p.UPLOAD_INT8, 500, [4091, 2048, 1024, 512, 256, 256, 512, 1024, 2048], first=0xEE)
     scores, seq = read_all(p.REGION_SCORES, 8000, seq + 1, chunk=1024)
     return up + PAUSE + frame(p.RUN, seq, p.run_request(p.SOURCE_UPLOAD)) + scores
 
@@ -82,7 +88,7 @@ def near_limits() -> bytes:
             + frame(p.READ, 32, p.read_request(p.REGION_IMAGE, 0, 0, p.MAX_READ + 1))
             + frame(p.RUN, 33, pixels(p.MAX_PAYLOAD)) + raw(bytes(too_long)) + PAUSE
             + raw(p.encode(p.UPLOAD, 34, p.upload_request(1, 0, pixels(p.MAX_UPLOAD_CHUNK)))[:3000]) + PAUSE
-            + frame(p.HELLO, 35))
+            + frame(p.HELLO, 35) + bytes([0x81]) + frame(p.HELLO, 36)[1:])  # record bit 7: protocol version 2
 
 
 def golden(names: list[str]) -> bytes:

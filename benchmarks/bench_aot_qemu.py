@@ -40,12 +40,13 @@ static uint8_t arena[ND_MODEL_ARENA_BYTES] __attribute__((aligned(16)));
 static uint32_t step_ticks[ND_MODEL_NUM_STEPS];
 static int current = -1;
 static uint32_t last;
-void nd_profile_op(int i)
+int nd_profile_op(int i)
 {
     uint32_t now = nd_board_timer_now();
     if (current >= 0) step_ticks[current] += now - last;
     current = i;
     last = nd_board_timer_now();
+    return 0;
 }
 #endif
 

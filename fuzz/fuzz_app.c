@@ -1,8 +1,8 @@
 /* libFuzzer target for the device application (firmware/common/nd_app.c) built for the host: the fuzz input is
  * the byte stream the host sends.  Properties: no crash or sanitizer report whatever arrives, and everything the
  * device sends back is a sequence of well-formed frames (checked with the protocol parser).
- * The board layer, engine and generated tables here are harness doubles; nd_app.c, nd_protocol.c and
- * nd_postprocess.c are the real code. */
+ * The board layer, engine and generated tables here are harness doubles; nd_app.c, nd_protocol.c, nd_steps.c
+ * (the step instrumentation) and nd_postprocess.c are the real code. */
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -67,12 +67,15 @@ void nd_board_exit(int code)
     longjmp(fuzz_done, 1);
 }
 
-/* ---- engine double: outputs are a cheap function of the input ---- */
+/* ---- engine double: outputs are a cheap function of the input, computed in instrumented steps ---- */
 static int8_t engine_input[INPUT_BYTES];
 static int8_t engine_scores[SCORES_BYTES], engine_boxes[BOXES_BYTES];
+#define ENGINE_STEPS 3u
+static nd_step_record_t engine_step_records[ENGINE_STEPS];
 
 int nd_engine_init(void)
 {
+    nd_steps_init(engine_step_records, ENGINE_STEPS);
     return 0;
 }
 int8_t *nd_engine_input(void)
@@ -96,17 +99,27 @@ uint32_t nd_engine_arena_bytes(void)
     return sizeof(engine_input);
 }
 
+/* Three steps as the engine glues report them (nd_steps.h): scores, boxes, then both outputs at once. */
 int nd_engine_invoke(void)
 {
     uint32_t i, h = 2166136261u;
+    nd_step_output_t outs[2] = {{(const uint8_t *)engine_scores, SCORES_BYTES},
+                                {(const uint8_t *)engine_boxes, BOXES_BYTES}};
+    nd_steps_begin();
     for (i = 0; i < 64u; ++i) {
         h = (h ^ (uint8_t)engine_input[i * 4799u]) * 16777619u;
     }
     for (i = 0; i < SCORES_BYTES; ++i) {
         engine_scores[i] = (int8_t)((h = h * 1103515245u + 12345u) >> 24);
     }
+    if (nd_steps_done(0u, nd_board_timer_now(), outs, 1u)) {
+        return 0;
+    }
     for (i = 0; i < BOXES_BYTES; ++i) {
         engine_boxes[i] = (int8_t)((h = h * 1103515245u + 12345u) >> 24);
+    }
+    if (nd_steps_done(1u, nd_board_timer_now(), outs + 1, 1u) || nd_steps_done(2u, nd_board_timer_now(), outs, 2u)) {
+        return 0;
     }
     /* a failing invoke, to exercise that path: an int8 upload starting with 0xEE (a constant the fuzzer's
      * comparison tracing finds) */

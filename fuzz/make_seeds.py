@@ -113,6 +113,15 @@ SEEDS = {
     "session_upload_rgb": session_rgb(),
     "session_upload_int8_halving": session_int8_halving(),
     "near_limits": near_limits(),
+    # step instrumentation: a timed and checksummed run, its records, a stopped run and its step outputs
+    "steps_profile": frame(p.RUN, 14, p.run_request(0, 0, p.STEP_TIME | p.STEP_CRC))
+    + frame(p.STEPS, 15, p.steps_request(0, 3)) + frame(p.STEPS, 16, p.steps_request(2, 0xFFFF)),
+    "steps_stop_read": frame(p.RUN, 17, p.run_request(0, 1, p.STEP_STOP, 2))
+    + frame(p.READ, 18, p.read_request(p.REGION_STEP_OUTPUT, 1, 3100, 100))
+    + frame(p.READ, 19, p.read_request(p.REGION_STEP_OUTPUT, 0, 0, 4091)),
+    "steps_refused": frame(p.RUN, 20, p.run_request(0, 0, 0x80, 0)) + frame(p.RUN, 21, p.run_request(0, 0, 4, 9))
+    + frame(p.STEPS, 22, p.steps_request(3, 1)) + frame(p.STEPS, 23, b"\x00")
+    + frame(p.READ, 24, p.read_request(p.REGION_STEP_OUTPUT, 0, 0, 1)),
 }
 
 

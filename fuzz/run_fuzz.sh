@@ -17,7 +17,7 @@ python3 "$ROOT/fuzz/make_seeds.py" "$WORK/corpus_app"
 APP_MAX_LEN=400000
 $CC $FLAGS -I"$COMMON" "$ROOT/fuzz/fuzz_protocol.c" "$COMMON/nd_protocol.c" -o "$WORK/fuzz_protocol"
 $CC $FLAGS -I"$ROOT/fuzz/host" -I"$COMMON" "$ROOT/fuzz/fuzz_app.c" "$COMMON/nd_protocol.c" \
-    "$COMMON/nd_postprocess.c" -o "$WORK/fuzz_app"
+    "$COMMON/nd_postprocess.c" "$COMMON/nd_steps.c" -o "$WORK/fuzz_app"
 cd "$WORK"
 ./fuzz_protocol -max_total_time="$HALF" -max_len=9000 -print_final_stats=1 corpus_protocol
 ./fuzz_app -max_total_time="$HALF" -max_len="$APP_MAX_LEN" -dict="$ROOT/fuzz/fuzz_app.dict" -print_final_stats=1 \

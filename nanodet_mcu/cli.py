@@ -26,8 +26,10 @@ COMMANDS = {
     "evaluate": "COCO bbox mAP of a .tflite or float .onnx model",
     "generate": "firmware project for a board (rt1170, rt1050, mps2-an500) from a .tflite",
     "build": "build a generated firmware project with the arm-none-eabi toolchain",
+    "flash": "write a built RT project's image to the board with NXP LinkServer or pyOCD",
     "emulate": "run firmware on QEMU's Cortex-M7 (mps2-an500) with its UART on a pty",
     "verify": "check a board (or the emulator) against the host reference over the serial link",
+    "report": "render a saved `verify --report` JSON as one self-contained HTML page",
 }
 
 

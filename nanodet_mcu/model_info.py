@@ -151,6 +151,34 @@ def _check_structure(s, model, size: int) -> None:
                         raise NanodetError(f"operator {k} {what} refers to tensor {ti} of {len(tensors)}")
 
 
+@dataclass(frozen=True)
+class OperatorInfo:
+    """One operator of the graph, in execution order (what TFLM runs as one step)."""
+    index: int
+    name: str                        # builtin op name, e.g. CONV_2D
+    inputs: tuple[int, ...]          # tensor indices (-1: optional input absent)
+    outputs: tuple[TensorInfo, ...]
+    macs: int
+
+
+def operators(info: ModelInfo) -> list[OperatorInfo]:
+    """Every operator of the (already validated) model with its outputs and MACs."""
+    s = schema()
+    model = s.Model.GetRootAsModel(info.data, 0)
+    sub = model.Subgraphs(0)
+    names = builtin_op_names()
+    codes = [max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
+             for i in range(model.OperatorCodesLength())]
+    out = []
+    for i in range(sub.OperatorsLength()):
+        op = sub.Operators(i)
+        name = names.get(codes[op.OpcodeIndex()], f"OP{codes[op.OpcodeIndex()]}")
+        ins = tuple(int(t) for t in op.InputsAsNumpy()) if op.InputsLength() else ()
+        outs = tuple(_tensor_info(sub, int(t)) for t in op.OutputsAsNumpy()) if op.OutputsLength() else ()
+        out.append(OperatorInfo(i, name, ins, outs, _op_macs(sub, op, name)))
+    return out
+
+
 def _is_bias(sub, tensor_index: int) -> bool:
     for i in range(sub.OperatorsLength()):
         ins = list(sub.Operators(i).InputsAsNumpy())

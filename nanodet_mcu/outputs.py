@@ -23,6 +23,10 @@ from nanodet_mcu.errors import NanodetError
 HOLD_INTERRUPTS_AFTER_COMMIT = False  # the CLI sets this: once outputs are committed, the command runs to its end
 
 
+def _what(option: str, target: Path) -> str:
+    return f"{option} {target}" if option else str(target)
+
+
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
@@ -39,7 +43,8 @@ def _probe_writable(directory: Path, option: str, target: Path) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".nanodet-mcu-probe-")
     except OSError as exc:
-        raise NanodetError(f"cannot write {option} {target}: {directory} is not writable ({_reason(exc)})") from None
+        raise NanodetError(f"cannot write {_what(option, target)}: {directory} is not writable "
+                           f"({_reason(exc)})") from None
     os.close(fd)
     os.unlink(tmp)
 
@@ -47,7 +52,7 @@ def _probe_writable(directory: Path, option: str, target: Path) -> None:
 def _check_parents(target: Path, option: str) -> None:
     ancestor = _existing_ancestor(target.parent)
     if not ancestor.is_dir():
-        raise NanodetError(f"cannot write {option} {target}: {ancestor} is not a directory")
+        raise NanodetError(f"cannot write {_what(option, target)}: {ancestor} is not a directory")
     _probe_writable(ancestor, option, target)
 
 
@@ -55,9 +60,9 @@ def check_file(path: str | Path, option: str) -> Path:
     """A file the command will write at `path` (made with its directories at commit time)."""
     target = Path(path)
     if target.is_dir():
-        raise NanodetError(f"cannot write {option} {target}: it is a directory")
+        raise NanodetError(f"cannot write {_what(option, target)}: it is a directory")
     if target.exists() and not os.access(target, os.W_OK) and not os.access(target.parent, os.W_OK):
-        raise NanodetError(f"cannot write {option} {target}: permission denied")
+        raise NanodetError(f"cannot write {_what(option, target)}: permission denied")
     _check_parents(target, option)
     return target
 
@@ -66,7 +71,7 @@ def check_dir(path: str | Path, option: str) -> Path:
     """A directory the command will create or write files into."""
     target = Path(path)
     if target.exists() and not target.is_dir():
-        raise NanodetError(f"cannot write {option} {target}: it exists and is not a directory")
+        raise NanodetError(f"cannot write {_what(option, target)}: it exists and is not a directory")
     if target.is_dir():
         _probe_writable(target, option, target)
     else:

@@ -38,7 +38,7 @@ def require_sdk_root() -> Path:
 
     root = os.environ.get("MCUX_SDK_ROOT")
     if not root:
-        pytest.skip("MCUX_SDK_ROOT not set: full RT builds need a classic MCUXpresso SDK tree (2.15/2.16) "
+        pytest.skip("MCUX_SDK_ROOT not set: full RT builds need a classic MCUXpresso SDK tree (2.15, MCUX_2.15.000) "
                     "with eIQ TFLM")
     require_tool("cmake")
     require_tool("arm-none-eabi-gcc")

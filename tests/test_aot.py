@@ -149,6 +149,7 @@ def nxp_emitted(nxp_model_path, tmp_path_factory):
     return info, out, result
 
 
+@pytest.mark.slow
 def test_emitted_c_runs_clean_under_sanitizers(nxp_emitted, example_image, tmp_path):
     from nanodet_mcu.runners import TflmRunner
 

@@ -21,6 +21,7 @@ def ours(our_model_path) -> model_info.ModelInfo:
     return model_info.load(our_model_path)
 
 
+@pytest.mark.slow
 def test_layout_scores_first_int8(ours):
     layout = model_info.nanodet_layout(ours)
     assert layout.scores_index == 0 and layout.boxes_index == 1
@@ -29,6 +30,7 @@ def test_layout_scores_first_int8(ours):
     assert layout.boxes.shape == spec.BOXES_SHAPE
 
 
+@pytest.mark.slow
 def test_structure_matches_nxp_op_set_and_parameter_count(ours):
     assert set(ours.ops) <= NXP_OPS, set(ours.ops) - NXP_OPS
     assert ours.op_counts["CONV_2D"] + ours.op_counts["DEPTHWISE_CONV_2D"] == 63
@@ -36,6 +38,7 @@ def test_structure_matches_nxp_op_set_and_parameter_count(ours):
     assert abs(ours.parameters - 204_179) <= 100
 
 
+@pytest.mark.slow
 def test_int8_model_agrees_with_float_on_example(ours, onnx_path, example_image):
     """Our top detection on the zoo's example is the bus, with box IoU >= 0.9 against the float export's."""
     pytest.importorskip("onnxruntime")
@@ -48,10 +51,16 @@ def test_int8_model_agrees_with_float_on_example(ours, onnx_path, example_image)
     assert decode.iou_one_to_many(f.boxes[0], q.boxes[:1])[0] >= 0.9
     assert abs(float(q.scores[0]) - float(f.scores[0])) < 0.05
 
-def test_two_runs_are_byte_identical_cli_and_api(tmp_path, onnx_path, calib_dir):
+@pytest.mark.slow
+def test_two_runs_are_byte_identical_cli_and_api(tmp_path, onnx_path, calib_dir, capfd):
     a, b = tmp_path / "a.tflite", tmp_path / "b.tflite"
     assert cli.main(["convert", "--weights", str(onnx_path), "--calib-dir", str(calib_dir), "--num-calib", "4",
                      "--seed", "7", "-o", str(a)]) == 0
+    err = capfd.readouterr().err  # stderr is not a terminal here: progress comes as log lines, one per stage
+    for stage in ("preprocessing the calibration images", "loading TensorFlow",
+                  "converting the graph and calibrating its ranges", "refining the activation ranges",
+                  "quantising to int8"):
+        assert f"convert: {stage} done (" in err, err
     convert.convert(onnx_path, calib_dir, num_calib=4, seed=7, out_path=b)
     assert a.read_bytes() == b.read_bytes()
     assert [p.name for p in tmp_path.iterdir()] and all(p.suffix == ".tflite" for p in tmp_path.iterdir())
@@ -112,6 +121,14 @@ def test_unreadable_calibration_image(tmp_path, onnx_path):
     d.mkdir()
     (d / "broken.jpg").write_bytes(b"not a jpeg")
     _fails_cleanly(tmp_path, "cannot read image", weights=onnx_path, calib_dir=d)
+
+
+def test_missing_calibration_folder_says_what_to_pass(monkeypatch):
+    monkeypatch.delenv(convert.CALIB_ENV, raising=False)
+    with pytest.raises(NanodetError, match=r"pass --calib-dir DIR .*val2017\.zip"):
+        convert.default_calib_dir()
+    monkeypatch.setenv(convert.CALIB_ENV, "/some/dir")
+    assert str(convert.default_calib_dir()) == "/some/dir"
 
 
 def test_cli_reports_errors_on_one_line(tmp_path, capsys):

@@ -42,6 +42,7 @@ def model(request, nxp_model_path):
     return nxp_model_path if request.param == "nxp" else request.getfixturevalue("our_model_path")
 
 
+@pytest.mark.slow
 def test_generate_build_emulate_verify(model, example_image, val_images, tmp_path, capsys):
     require_tool("arm-none-eabi-gcc")
     require_tool("qemu-system-arm")

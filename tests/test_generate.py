@@ -20,7 +20,9 @@ CASES = [("mps2-an500", "aot"), ("mps2-an500", "tflm"), ("rt1170", "tflm"), ("rt
 _PROJECTS: dict = {}
 
 
-@pytest.fixture(params=["nxp_model_path", "our_model_path"], ids=["nxp", "ours"], scope="module")
+# Our model is converted once per session (about a minute on a cold cache): its cases are slow.
+@pytest.fixture(params=["nxp_model_path", pytest.param("our_model_path", marks=pytest.mark.slow)], ids=["nxp", "ours"],
+                scope="module")
 def model_path(request) -> Path:
     return request.getfixturevalue(request.param)
 
@@ -77,7 +79,10 @@ def test_project_contents(project, model_path, board, engine):
                 "tflm": {"engine_tflm.cc", "model_data.c", "model_data.h"}}[engine]
     assert expected <= set(manifest["files"])
     assert ("Makefile" if b.family == "gcc-make" else "CMakeLists.txt") in manifest["files"]
+    # The model travels with the project: the README's `verify --model <name>` works from inside it.
+    assert (out / model_path.name).read_bytes() == model_path.read_bytes()
     readme = (out / "README.md").read_text()
+    assert f"--model {model_path.name}" in readme
     if p.placement.region.external:
         assert p.warning and warnings == [f"nanodet-mcu generate: {p.warning}"]
         assert p.warning in readme
@@ -116,6 +121,7 @@ def test_rt_tflm_arena_falls_back_to_sdram_loudly(project, nxp_model_path):
         p, warnings = project(board, "tflm", nxp_model_path)
         assert p.placement.region.name == "SDRAM" and p.arena_bytes > 1_000_000
         assert warnings == [f"nanodet-mcu generate: {p.warning}"] and "does not fit in on-chip RAM" in p.warning
+        assert "--engine aot would need 355,200 bytes (346.9 KiB) of arena, placed in DTCM (on chip)" in p.warning
         assert "nd_ocram (RW)" not in (p.out_dir / "CMakeLists.txt").read_text()
 
 
@@ -332,6 +338,12 @@ def test_user_supplied_tflm_becomes_the_makefile_default(nxp_model_path, tmp_pat
     generate.generate("mps2-an500", nxp_model_path, engine="tflm", out_dir=out, tflm_include=[inc], tflm_lib=lib)
     makefile = (out / "Makefile").read_text()
     assert f"TFLM_INCLUDE ?= {inc.resolve()}\n" in makefile and f"TFLM_LIB ?= {lib.resolve()}\n" in makefile
+
+
+def test_tflm_include_accepts_both_spellings():
+    argv = ["generate", "--board", "mps2-an500", "--model", "m.tflite", "--tflm-include", "A", "B",
+            "--tflm-include", "C", "--tflm-include", "D"]
+    assert cli._parser("generate").parse_args(argv).tflm_include == ["A", "B", "C", "D"]
 
 
 @pytest.mark.parametrize("board, engine, include, lib, message", [

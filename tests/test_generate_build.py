@@ -150,6 +150,9 @@ def test_tflm_glue_compiles_against_tflm_headers(projects, tmp_path):
     _run([cxx, *CM7, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-fno-rtti", "-fno-exceptions",
           "-DTF_LITE_STATIC_MEMORY", "-I", str(out), *system, "-c", str(out / "engine_tflm.cc"),
           "-o", str(tmp_path / "engine_tflm.o")])
+    # A TFLM built with BUILD_TYPE=release defines no logging functions: the glue must not need any.
+    undefined = _run(["arm-none-eabi-nm", "-C", "-u", str(tmp_path / "engine_tflm.o")]).stdout
+    assert "MicroPrintf" not in undefined, undefined
 
 
 def test_build_script_names_what_it_needs(projects):

@@ -101,6 +101,8 @@ def test_cli_inspect_json(nxp_model_path, capsys):
     assert main(["inspect", str(nxp_model_path), "--json"]) == 0
     facts = json.loads(capsys.readouterr().out)
     assert facts["nanodet"] and facts["tflm_arena_bytes"] > 1_000_000
+    assert facts["tflm_arena_reserved_bytes"] == -(-(facts["tflm_arena_bytes"] + 16384) // 16) * 16
+    assert facts["aot_arena_bytes"] == 355_200
     assert facts["outputs"][0]["shape"] == [1, 10, 10, 80]
 
 
@@ -113,7 +115,11 @@ def test_cli_detect_json_and_raw(nxp_model_path, example_image, tmp_path, capsys
     assert top["label"] == "bus" and set(top) == {"class_id", "label", "score", "box"}
     scores = np.load(tmp_path / "raw" / "example_input.scores.npy")
     assert scores.shape == spec.SCORES_SHAPE and scores.dtype == np.int8
-    assert (tmp_path / "img" / "example_input.png").exists()
+    annotated = tmp_path / "img" / "example_input.jpg"  # a JPEG input stays JPEG
+    assert annotated.read_bytes()[:3] == b"\xff\xd8\xff" and annotated.stat().st_size < 150_000
+    assert main(["detect", "--model", str(nxp_model_path), str(example_image), "--out-dir", str(tmp_path / "png"),
+                 "--format", "png"]) == 0
+    assert (tmp_path / "png" / "example_input.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_float_onnx_top_detection_is_the_bus(onnx_path, example_image):
@@ -133,6 +139,7 @@ def test_cli_errors_are_one_line(argv, message, capsys):
     assert message in err and "\n" not in err
 
 
+@pytest.mark.slow
 def test_evaluate_tflite_and_onnx_on_a_few_images(nxp_model_path, onnx_path, val_dir):
     from nanodet_mcu.model.evaluate import evaluate_model
     from tests.conftest import shared_path

@@ -41,6 +41,7 @@ def verify_through_proxy(elf, model, rate, seed, timeout=0.5, retries=6):
             return None, exc, proxy.faults, time.monotonic() - started
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate,seed", [(3e-5, 1)])
 def test_low_fault_rate_recovers_and_passes(firmware, nxp_model_path, rate, seed):
     report, error, faults, _ = verify_through_proxy(firmware, nxp_model_path, rate, seed)
@@ -57,6 +58,7 @@ def test_high_fault_rate_fails_cleanly_in_bounded_time(firmware, nxp_model_path)
     assert seconds < 10  # 4 attempts of 0.3 s per request, and it stops at the first request that fails
 
 
+@pytest.mark.slow
 def test_bulk_reads_through_every_fault_kind_arrive_exact(firmware):
     """100 KB of an embedded image through a link that drops, flips and duplicates 1 byte in 3000."""
     import numpy as np

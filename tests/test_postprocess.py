@@ -196,6 +196,7 @@ def run_c_batch(scores: np.ndarray, boxes: np.ndarray, params: list[pf.FixedPara
     return [out[i * stride: i * stride + counts[i]].tolist() for i in range(n)]
 
 
+@pytest.mark.slow
 def test_c_matches_python_on_random_tensors():
     """10,000 seeded tensor pairs across every params variant and random capacities: identical detections."""
     rng = np.random.default_rng(2024)
@@ -250,6 +251,7 @@ def test_edge_cases_match_float(name):
     check_against_float(scores, boxes)
 
 
+@pytest.mark.slow
 def test_random_tensors_match_float():
     """Same kept set, classes and scores except IoU ties (documented: float IoU within 1e-4 of the threshold)."""
     rng = np.random.default_rng(7)

@@ -11,6 +11,7 @@ from nanodet_mcu import postprocess_fixed as pf
 from tests.test_postprocess import IOU_TIE_EPS
 
 IMAGES = 100
+pytestmark = pytest.mark.slow  # TFLM on 100 images per model (and our model's conversion)
 
 
 def model_outputs(path, images) -> tuple[model_info.NanodetLayout, list[tuple[np.ndarray, np.ndarray]]]:

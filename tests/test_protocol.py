@@ -56,6 +56,20 @@ def test_golden_payloads_parse_back():
     assert p.ImageEntry.parse(frames["image_response"].payload).name == "000000000139.jpg"
     assert p.Data.parse(frames["data_response"].payload).data[:3] == bytes([0, 7, 14])
     assert make_golden.INFO.input.scale == pytest.approx(0.018658)
+    assert p.StepRecords.parse(frames["step_records_response"].payload) == make_golden.STEP_RECORDS
+    run = frames["run_steps_request"].payload
+    assert len(run) == 6 and run[3] == p.STEP_CRC | p.STEP_STOP and int.from_bytes(run[4:], "little") == 57
+    assert len(frames["run_request"].payload) == 3  # a plain RUN keeps its 3 bytes
+    assert "no-steps" in p.DeviceError.parse(frames["no_steps_error"].payload).describe()
+
+
+def test_step_records_refuse_what_they_cannot_hold():
+    good = make_golden.STEP_RECORDS
+    with pytest.raises(p.ProtocolError, match="beyond"):
+        p.StepRecords.parse(p.StepRecords(118, 0, 0, 117, good.records).pack())  # 117..118 of 118 steps
+    with pytest.raises(p.ProtocolError, match="too short"):
+        p.StepRecords.parse(good.pack()[:-1])
+    assert p.MAX_STEP_RECORDS * p.STEP_RECORD.size + p.STEPS_HEADER.size <= p.MAX_PAYLOAD
 
 
 def test_truncated_payloads_are_protocol_errors():

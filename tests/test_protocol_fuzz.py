@@ -20,12 +20,13 @@ TARGETS = {  # includes, sources, seeds (a directory, or None: fuzz/make_seeds.p
     "fuzz_protocol": ([f"-I{COMMON}"], ["fuzz/fuzz_protocol.c", COMMON / "nd_protocol.c"], "tests/golden",
                       ["-max_len=9000"]),
     "fuzz_app": ([f"-I{ROOT / 'fuzz/host'}", f"-I{COMMON}"],
-                 ["fuzz/fuzz_app.c", COMMON / "nd_protocol.c", COMMON / "nd_postprocess.c"], None,
-                 ["-max_len=400000", f"-dict={ROOT / 'fuzz/fuzz_app.dict'}"]),
+                 ["fuzz/fuzz_app.c", COMMON / "nd_protocol.c", COMMON / "nd_postprocess.c", COMMON / "nd_steps.c"],
+                 None, ["-max_len=400000", f"-dict={ROOT / 'fuzz/fuzz_app.dict'}"]),
 }
 SECONDS = 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_fuzz_short_run(target, tmp_path):
     clang = require_tool("clang")

@@ -97,3 +97,22 @@ def test_wrong_model_stops_after_the_first_check(nxp_model_path, example_image, 
 def test_verify_needs_a_port_or_an_emulator(capsys):
     with pytest.raises(SystemExit):
         cli.main(["verify", "--model", "m.tflite"])
+
+
+def test_inputs_are_checked_before_qemu_starts(nxp_model_path, tmp_path, capsys, monkeypatch):
+    from nanodet_mcu.device import emulator
+
+    def no_qemu(*a, **k):
+        raise AssertionError("QEMU started before the inputs were checked")
+
+    monkeypatch.setattr(emulator.Emulator, "start", no_qemu)
+    elf = tmp_path / "fw.elf"
+    elf.write_bytes(b"\x7fELF\x01\x01\x01" + bytes(11) + (40).to_bytes(2, "little"))  # a 32-bit Arm ELF header
+    for argv, message in [
+        (["--emulate", str(elf), "--model", str(tmp_path / "missing.tflite")], "cannot read model"),
+        (["--emulate", str(elf), "--model", str(elf)], "not a TFLite flatbuffer"),
+        (["--emulate", str(tmp_path / "missing.elf"), "--model", str(nxp_model_path)], "cannot read firmware"),
+    ]:
+        assert cli.main(["verify", *argv]) == 1
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err

@@ -4,10 +4,11 @@
 #
 #   tools/end_to_end.sh                      # emulated Cortex-M7 (QEMU mps2-an500): no hardware needed
 #   PORT=/dev/ttyACM0 BOARD=rt1170 tools/end_to_end.sh
-#                                            # a flashed RT board: generates + builds its project (needs
-#                                            # MCUX_SDK_ROOT), then verifies the board on PORT once you have flashed
-#                                            # build/<board>-tflm/ (the script pauses for that)
-# Shared data (weights, calibration and test images) is read from $SHARED (default ../shared).
+#                                            # a real RT board: generates + builds its project (needs
+#                                            # MCUX_SDK_ROOT), flashes it (`nanodet-mcu flash`: LinkServer on PATH or
+#                                            # pyOCD; PROBE=linkserver|pyocd picks one), then verifies it on PORT
+# Shared data (weights, calibration and test images) is read from $SHARED (default ../shared, this project's
+# development copy; README.md "Inputs" says where each file comes from).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared}
@@ -31,7 +32,7 @@ if [ -n "${PORT:-}" ]; then
   echo "== generate + build for $board (TFLM from your MCUXpresso SDK at MCUX_SDK_ROOT)"
   nd generate --board "$board" --model "$model" --embed-images "${images[@]}" --out "$OUT/$board-tflm" --force
   nd build "$OUT/$board-tflm"
-  read -r -p "Flash $OUT/$board-tflm (see its README), reset the board, then press Enter to verify on $PORT... " _
+  nd flash "$OUT/$board-tflm" --probe "${PROBE:-auto}"
   nd verify --port "$PORT" --model "$model" --embedded --runs 3 --report "$OUT/verify.json" --junit "$OUT/verify.xml"
 else
   echo "== no PORT given: the emulated Cortex-M7 board (QEMU mps2-an500) runs the same firmware core"

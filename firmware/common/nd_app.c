@@ -12,6 +12,7 @@
 #include "nd_model_config.h"
 #include "nd_postprocess.h"
 #include "nd_protocol.h"
+#include "nd_steps.h"
 
 /* Shapes are fixed by the model family (nd_engine.h); the host checks them against the model it holds. */
 #define IN_H 320u
@@ -24,7 +25,9 @@
 #define SCORES_BYTES (GRID * GRID * NUM_CLASSES)
 #define BOXES_BYTES (GRID * GRID * BOX_CHANNELS)
 #define DETECTION_BYTES 20u
-#define DATA_HEADER_BYTES 5u /* region u8 + offset u32 in front of DATA bytes */
+#define DATA_HEADER_BYTES 5u  /* region u8 + offset u32 in front of DATA bytes */
+#define STEP_RECORD_BYTES 12u /* ticks, CRC, bytes: u32 each */
+#define STEPS_HEADER_BYTES 9u /* total u16, completed u16, flags u8, first u16, count u16 */
 
 /* A frame still incomplete this long after its sync byte is dropped: twice the air time of the largest frame at
  * the link's baud rate plus a quarter second, in timer ticks (one cycle per emulated instruction on the
@@ -197,6 +200,7 @@ static void handle_upload(const nd_parser_t *req)
     }
     /* The input may share the arena with the outputs, so an upload ends their validity. */
     app.outputs_valid = 0;
+    nd_steps_invalidate();
     memcpy((uint8_t *)nd_engine_input() + offset, nd_get_bytes(&r, n), n);
     if (offset + n > app.upload_received) {
         app.upload_received = (uint32_t)(offset + n);
@@ -223,22 +227,35 @@ static void preprocess_rgb(const uint8_t *src, int8_t *dst)
 static void handle_run(const nd_parser_t *req)
 {
     nd_reader_t r;
-    uint8_t source;
-    uint16_t index;
+    uint8_t source, step_flags = 0u;
+    uint16_t index, stop_step = 0u;
     const uint8_t *image = NULL;
     int8_t *input;
     uint32_t t0, t1, t2, t3, t4, input_crc;
-    int n, i;
+    int n = 0, i;
     nd_writer_t w;
     nd_reader_init(&r, req->payload, req->length);
     source = nd_get_u8(&r);
     index = nd_get_u16(&r);
-    if (r.error || nd_reader_left(&r) != 0u || source > ND_SOURCE_UPLOAD) {
-        send_error(req, ND_ERR_MALFORMED, "RUN wants u8 source (0 embedded, 1 upload), u16 image index");
+    if (nd_reader_left(&r) == 3u) { /* the optional step instrumentation (nd_steps.h) */
+        step_flags = nd_get_u8(&r);
+        stop_step = nd_get_u16(&r);
+    }
+    if (r.error || nd_reader_left(&r) != 0u || source > ND_SOURCE_UPLOAD || (step_flags & ~ND_STEPS_ALL) != 0u) {
+        send_error(req, ND_ERR_MALFORMED,
+                   "RUN wants u8 source (0 embedded, 1 upload), u16 image index [, u8 step flags (1|2|4), u16 stop]");
         return;
     }
     if (app.engine_status < 0) {
         send_error(req, ND_ERR_ENGINE, "engine failed to initialise");
+        return;
+    }
+    if (step_flags != 0u && nd_steps_count() == 0u) {
+        send_error(req, ND_ERR_NO_STEPS, "firmware built without step instrumentation (generate --profile)");
+        return;
+    }
+    if ((step_flags & ND_STEPS_STOP) != 0u && stop_step >= nd_steps_count()) {
+        send_error(req, ND_ERR_INDEX, "stop step past the engine's last step");
         return;
     }
     if (source == ND_SOURCE_EMBEDDED) {
@@ -269,19 +286,26 @@ static void handle_run(const nd_parser_t *req)
     /* Inference may reuse the input's memory: an upload is good for one RUN only. */
     app.upload_kind = 0u;
     app.upload_received = 0u;
-    t2 = nd_board_timer_now(); /* the CRC is a check for the host, not part of any stage */
+    (void)nd_steps_arm(step_flags, stop_step); /* checked above; flags 0 leaves the hooks idle */
+    t2 = nd_board_timer_now();                 /* the CRC is a check for the host, not part of any stage */
     if (nd_engine_invoke() != 0) {
+        nd_steps_finish();
         send_error(req, ND_ERR_ENGINE, "engine invoke failed");
         return;
     }
     t3 = nd_board_timer_now();
-    n = nd_postprocess(nd_engine_scores(), nd_engine_boxes(), &nd_post_params, app.detections, ND_MAX_DETECTIONS);
-    t4 = nd_board_timer_now();
-    if (n < 0) {
-        send_error(req, ND_ERR_POSTPROCESS, "post-processing rejected its parameters");
-        return;
+    nd_steps_finish();
+    if (nd_steps_stopped()) { /* the outputs were never computed: nothing to post-process */
+        t4 = t3;
+    } else {
+        n = nd_postprocess(nd_engine_scores(), nd_engine_boxes(), &nd_post_params, app.detections, ND_MAX_DETECTIONS);
+        t4 = nd_board_timer_now();
+        if (n < 0) {
+            send_error(req, ND_ERR_POSTPROCESS, "post-processing rejected its parameters");
+            return;
+        }
+        app.outputs_valid = 1;
     }
-    app.outputs_valid = 1;
     w = begin_response();
     nd_put_u8(&w, source);
     nd_put_u16(&w, index);
@@ -331,6 +355,14 @@ static void handle_read(const nd_parser_t *req)
     } else if (region == ND_REGION_IMAGE) {
         base = embedded_image(index);
         size = INPUT_BYTES;
+    } else if (region == ND_REGION_STEP_OUTPUT) {
+        const nd_step_output_t *out = nd_steps_stop_output(index);
+        if (nd_steps_stop_outputs() == 0u) {
+            send_error(req, ND_ERR_NO_OUTPUT, "no step output: RUN with the stop flag first");
+            return;
+        }
+        base = out != NULL ? out->data : NULL;
+        size = out != NULL ? out->bytes : 0u;
     } else {
         size = 0u;
     }
@@ -343,6 +375,48 @@ static void handle_read(const nd_parser_t *req)
     nd_put_u32(&w, offset);
     nd_put_bytes(&w, base + offset, length);
     send_response(req, ND_MSG_DATA, &w);
+}
+
+static void handle_steps(const nd_parser_t *req)
+{
+    nd_reader_t r;
+    uint16_t first, count;
+    uint32_t total = nd_steps_count(), k;
+    nd_writer_t w;
+    nd_reader_init(&r, req->payload, req->length);
+    first = nd_get_u16(&r);
+    count = nd_get_u16(&r);
+    if (r.error || nd_reader_left(&r) != 0u || count == 0u) {
+        send_error(req, ND_ERR_MALFORMED, "STEPS wants u16 first step, u16 count (>= 1)");
+        return;
+    }
+    if (total == 0u) {
+        send_error(req, ND_ERR_NO_STEPS, "firmware built without step instrumentation (generate --profile)");
+        return;
+    }
+    if (first >= total || total > 0xFFFFu) {
+        send_error(req, ND_ERR_INDEX, "first step past the engine's last step");
+        return;
+    }
+    if (count > total - first) {
+        count = (uint16_t)(total - first);
+    }
+    if (count > (ND_PROTO_MAX_PAYLOAD - STEPS_HEADER_BYTES) / STEP_RECORD_BYTES) {
+        count = (uint16_t)((ND_PROTO_MAX_PAYLOAD - STEPS_HEADER_BYTES) / STEP_RECORD_BYTES);
+    }
+    w = begin_response();
+    nd_put_u16(&w, (uint16_t)total);
+    nd_put_u16(&w, (uint16_t)nd_steps_completed());
+    nd_put_u8(&w, nd_steps_flags());
+    nd_put_u16(&w, first);
+    nd_put_u16(&w, count);
+    for (k = first; k < (uint32_t)first + count; ++k) {
+        const nd_step_record_t *rec = nd_steps_record(k);
+        nd_put_u32(&w, rec->ticks);
+        nd_put_u32(&w, rec->crc);
+        nd_put_u32(&w, rec->bytes);
+    }
+    send_response(req, ND_MSG_STEP_RECORDS, &w);
 }
 
 static void handle_shutdown(const nd_parser_t *req)
@@ -386,6 +460,9 @@ static void handle_frame(const nd_parser_t *req)
             break;
         case ND_MSG_SHUTDOWN:
             handle_shutdown(req);
+            break;
+        case ND_MSG_STEPS:
+            handle_steps(req);
             break;
         default:
             send_error(req, ND_ERR_UNKNOWN_TYPE, "unknown request type");

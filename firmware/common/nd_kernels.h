@@ -18,11 +18,17 @@
 extern "C" {
 #endif
 
-/* An optional per-op profiling hook: define ND_PROFILE and provide nd_profile_op(index) (called before each op
- * and with -1 after the last one). */
+/* An optional per-step hook: define ND_PROFILE and provide nd_profile_op(index), called before each step and with
+ * -1 after the last one.  A nonzero return stops the run there: nd_model_run returns 1 with the last completed step's
+ * outputs intact (verify --bisect reads them).  Without ND_PROFILE the hook is not there at all. */
 #ifdef ND_PROFILE
-void nd_profile_op(int op_index);
-#define ND_PROFILE_OP(i) nd_profile_op(i)
+int nd_profile_op(int op_index);
+#define ND_PROFILE_OP(i)                                                                                               \
+    do {                                                                                                               \
+        if (nd_profile_op(i) != 0) {                                                                                   \
+            return 1;                                                                                                  \
+        }                                                                                                              \
+    } while (0)
 #else
 #define ND_PROFILE_OP(i) ((void)0)
 #endif

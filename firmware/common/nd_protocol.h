@@ -26,9 +26,11 @@ extern "C" {
 #define ND_MSG_HELLO 0x01u      /* -> INFO */
 #define ND_MSG_IMAGE_INFO 0x02u /* u16 index -> IMAGE */
 #define ND_MSG_UPLOAD 0x03u     /* u8 kind, u32 offset, data -> UPLOAD_ACK */
-#define ND_MSG_RUN 0x04u        /* u8 source, u16 image index -> RESULT */
+#define ND_MSG_RUN 0x04u        /* u8 source, u16 image index [, u8 step flags, u16 stop step] -> RESULT */
 #define ND_MSG_READ 0x05u       /* u8 region, u16 index, u32 offset, u16 length -> DATA */
 #define ND_MSG_SHUTDOWN 0x06u   /* u8 exit code -> BYE, then the device stops */
+/* 0x07 is not a request: its reply type would be BUSY's. */
+#define ND_MSG_STEPS 0x08u /* u16 first step, u16 count -> STEP_RECORDS (per-step records of the last RUN) */
 /* Responses (device -> host): request type | 0x80. */
 #define ND_MSG_INFO 0x81u
 #define ND_MSG_IMAGE 0x82u
@@ -36,7 +38,8 @@ extern "C" {
 #define ND_MSG_RESULT 0x84u
 #define ND_MSG_DATA 0x85u
 #define ND_MSG_BYE 0x86u
-#define ND_MSG_BUSY 0x87u  /* empty: RUN accepted, result follows (lets the host tell slow from lost) */
+#define ND_MSG_BUSY 0x87u /* empty: RUN accepted, result follows (lets the host tell slow from lost) */
+#define ND_MSG_STEP_RECORDS 0x88u
 #define ND_MSG_ERROR 0xFFu /* u16 code, u8 request type, u8 text length, text */
 
 /* UPLOAD kinds */
@@ -47,10 +50,13 @@ extern "C" {
 #define ND_SOURCE_EMBEDDED 0u
 #define ND_SOURCE_UPLOAD 1u
 
+/* RUN may add u8 step flags + u16 stop step: nd_steps.h's ND_STEPS_TIME | ND_STEPS_CRC | ND_STEPS_STOP. */
+
 /* READ regions */
 #define ND_REGION_SCORES 0u
 #define ND_REGION_BOXES 1u
-#define ND_REGION_IMAGE 2u /* embedded image (RGB888) of the given index */
+#define ND_REGION_IMAGE 2u       /* embedded image (RGB888) of the given index */
+#define ND_REGION_STEP_OUTPUT 3u /* output <index> of the step a RUN stopped after */
 
 /* ERROR codes */
 #define ND_ERR_VERSION 1u      /* frame version not supported */
@@ -61,6 +67,7 @@ extern "C" {
 #define ND_ERR_ENGINE 6u       /* engine init or invoke failed */
 #define ND_ERR_POSTPROCESS 7u  /* nd_postprocess returned an error */
 #define ND_ERR_NO_OUTPUT 8u    /* READ of an output before a successful RUN */
+#define ND_ERR_NO_STEPS 9u     /* step instrumentation asked of a firmware built without ND_PROFILE */
 
 /* Parser results */
 #define ND_PARSE_MORE 0          /* byte consumed, no frame yet */

@@ -7,6 +7,7 @@ Schema (every key required unless marked optional):
                                  ("mcux-armgcc": MCUXpresso SDK armgcc CMake; "gcc-make": plain Makefile)
     default_engine, engines      "tflm" | "aot"
     layer                        board layer directory firmware/<layer>/ (copied into the project)
+    emulated_by (optional)       the emulator that runs this board (nothing to flash; `flash` points to emulate)
     [core]   cpu, fpu, float_abi, clock_hz
     [timer]  kind ("dwt-cycles" | "systick-instructions"), units_per_tick
     [uart]   name, baud, note
@@ -217,6 +218,8 @@ def _check_table(where: str, table: dict, schema: dict) -> None:
 def validate(data: dict, where: str) -> None:
     """Raise NanodetError naming the first thing wrong with a board table."""
     _check_table(where, data, _REQUIRED[""])
+    if not isinstance(data.get("emulated_by", ""), str):
+        raise NanodetError(f"{where}: 'emulated_by' must be str")
     for section in ("core", "timer", "uart", "flash"):
         _check_table(f"{where} [{section}]", data[section], _REQUIRED[section])
     if not data["memory"]:

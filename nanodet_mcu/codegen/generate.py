@@ -6,6 +6,7 @@ is deterministic: the same inputs give a byte-identical tree.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -127,9 +128,11 @@ def _images(paths: list[Path]) -> list[dict]:
 def _tflm_engine(info: model_info.ModelInfo, tmp: Path) -> tuple[int, dict, dict]:
     ops = resolver_methods(info.ops)
     host = model_info.tflm_arena_bytes(info.data)
-    arena = -(-(host + TFLM_ARENA_MARGIN) // 16) * 16
-    ctx = {"ops": ops, "model_hex": hex_bytes(info.data), "model_len": info.size,
-           "arena_note": f"tflite-micro host measurement {host} bytes + {TFLM_ARENA_MARGIN} bytes margin"}
+    arena = tflm_arena_reserved(host)
+    ctx = {"ops": ops, "num_steps": len(info.ops), "model_hex": hex_bytes(info.data), "model_len": info.size,
+           "arena_note": f"reserved = tflite-micro's allocator on the 64-bit host, {host} bytes (an upper bound for "
+                         f"the Cortex-M7, whose use the firmware reports to verify), + {TFLM_ARENA_MARGIN} bytes "
+                         "margin"}
     return arena, ctx, {"model_data": info.size}
 
 
@@ -140,6 +143,31 @@ def _aot_engine(info: model_info.ModelInfo, tmp: Path) -> tuple[int, dict, dict]
 
 
 ENGINES = {"tflm": _tflm_engine, "aot": _aot_engine}
+
+
+def tflm_arena_reserved(host_bytes: int) -> int:
+    """The arena a TFLM project reserves: the host allocator's figure plus TFLM_ARENA_MARGIN, 16-byte aligned."""
+    return -(-(host_bytes + TFLM_ARENA_MARGIN) // 16) * 16
+
+
+def aot_arena_bytes(info: model_info.ModelInfo) -> int:
+    """The AOT engine's exact static arena for this model (its planner, without writing any C)."""
+    from nanodet_mcu.codegen.aot import graph, lower, planner
+
+    return planner.plan(lower.lower(graph.read(info)))[1]
+
+
+def _with_aot_hint(placement: Placement, info: model_info.ModelInfo, board: boards.Board) -> Placement:
+    """A TFLM arena pushed off chip: say what --engine aot would need and where it would go."""
+    try:
+        aot_bytes = aot_arena_bytes(info)
+        aot = place_arena(aot_bytes, board.memory, board.name)
+    except NanodetError:
+        return placement  # a model the AOT engine cannot take: nothing to suggest
+    where = "also off chip" if aot.region.external else "on chip"
+    hint = (f"; --engine aot would need {aot_bytes:,} bytes ({aot_bytes / 1024:.1f} KiB) of arena, placed in "
+            f"{aot.region.name} ({where})")
+    return dataclasses.replace(placement, warning=placement.warning + hint)
 
 
 def _render_dir(env, sub: str, dest: Path, ctx: dict, written: list[str]) -> None:
@@ -165,6 +193,15 @@ def _copy_layer(src: Path, dest: Path, written: list[str]) -> None:
             written.append(f.name)
 
 
+def _copy_model(info: model_info.ModelInfo, dest: Path, written: list[str]) -> None:
+    """The .tflite itself, so that the README's `verify --model <name>` works from inside the project."""
+    name = Path(info.path).name
+    if (dest / name).exists():
+        raise NanodetError(f"the model's file name {name} clashes with a generated file; rename the model")
+    (dest / name).write_bytes(info.data)
+    written.append(name)
+
+
 def _sources(files: list[str]) -> dict[str, list[str]]:
     by_kind = {"c": [], "cxx": [], "asm": []}
     for f in sorted(files):
@@ -180,14 +217,20 @@ def _sources(files: list[str]) -> dict[str, list[str]]:
 
 def generate(board_name: str, model: str | Path, engine: str | None = None, out_dir: str | Path | None = None,
              embed_images: list[str | Path] = (), force: bool = False, log=None,
-             tflm_include: list[str | Path] = (), tflm_lib: str | Path | None = None) -> Project:
-    """Render the project; returns what was written.  Warnings (arena in SDRAM) also go to `log` (stderr)."""
+             tflm_include: list[str | Path] = (), tflm_lib: str | Path | None = None, profile: bool = False,
+             tflm_stock_transpose: bool = False) -> Project:
+    """Render the project; returns what was written.  Warnings (arena in SDRAM) also go to `log` (stderr).
+
+    profile: the build's default turns the per-step instrumentation on (verify --profile / --bisect).
+    tflm_stock_transpose: register the TFLM's own TRANSPOSE kernel instead of the reference one (diagnosing a TFLM)."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     board = boards.load(board_name)
     engine = engine or board.default_engine
     if engine not in board.engines:
         raise NanodetError(f"board {board.name} supports engines {', '.join(board.engines)}, not '{engine}'")
     user_tflm = _user_tflm(board, engine, tflm_include, tflm_lib)
+    if tflm_stock_transpose and engine != "tflm":
+        raise NanodetError("--tflm-stock-transpose applies to the tflm engine only")
     out = Path(out_dir) if out_dir is not None else default_out_dir(board.name, engine)
     check_destination(out, force)
     outputs.check_dir(out, "project directory")
@@ -204,6 +247,8 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
     try:
         arena, engine_ctx, flash = ENGINES[engine](info, tmp)
         placement = place_arena(arena, board.memory, board.name)
+        if placement.warning and engine == "tflm" and "aot" in board.engines:
+            placement = _with_aot_hint(placement, info, board)
         written = [f.name for f in sorted(tmp.iterdir())]  # the engine's own output (nd_model.c/h)
         lut = preprocess.input_lut(layout.input.scale, layout.input.zero_point)
         flash["images"] = len(images) * spec.INPUT_SIZE * spec.INPUT_SIZE * 3
@@ -219,18 +264,21 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
             spec.MAX_DETECTIONS, "input_size": spec.INPUT_SIZE, "images": images, "arena_bytes": arena,
             "arena_region": placement.region, "arena_warning": placement.warning, "arena_text": placement.describe(),
             "elf": ELF, "flexram": board.flexram, "resized_regions": board.resized_linker_regions,
-            "arch_flags": board.arch_flags, **user_tflm, **engine_ctx,
+            "arch_flags": board.arch_flags, "profile": profile, "tflm_stock_transpose": tflm_stock_transpose,
+            **user_tflm, **engine_ctx,
         }
         env = _jinja_env()
         _render_dir(env, "common", tmp, ctx, written)
         _render_dir(env, f"engine-{engine}", tmp, ctx, written)
         _copy_layer(FIRMWARE_DIR / "common", tmp, written)
         _copy_layer(board.layer_dir, tmp, written)
+        _copy_model(info, tmp, written)
         ctx["sources"] = _sources(written)
         _render_dir(env, board.family, tmp, ctx, written)
         manifest = {"board": board.name, "engine": engine, "model_sha256": info.sha256, "arena_bytes": arena,
                     "arena_region": placement.region.name, "elf": ctx["elf"],
                     "generated_by": f"nanodet-mcu {__version__}", "flash_bytes_estimate": flash,
+                    "profile": profile, "tflm_stock_transpose": tflm_stock_transpose,
                     "files": sorted(written + [MANIFEST])}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _normalise_modes(tmp)

@@ -6,7 +6,8 @@ import sys
 
 def add_arguments(parser) -> None:
     parser.add_argument("project", metavar="DIR", help="project directory written by nanodet-mcu generate")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show the compiler output")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show the whole compiler output (default: only the first error line on failure)")
 
 
 def run(args) -> int:

@@ -3,19 +3,33 @@ from nanodet_mcu import boards
 
 
 def add_arguments(p):
-    p.add_argument("--board", required=True, choices=boards.names(), help="target board (nanodet_mcu/boards/*.toml)")
-    p.add_argument("--model", required=True, metavar="MODEL", help="int8 NanoDet .tflite")
+    p.add_argument("--board", required=True, choices=boards.names(),
+                   help="target board, one of the board files nanodet_mcu/boards/*.toml (mps2-an500 is QEMU's)")
+    p.add_argument("--model", required=True, metavar="MODEL",
+                   help="int8 NanoDet .tflite (from convert, or NXP's); copied into the project")
     p.add_argument("--engine", choices=boards.ENGINES,
                    help="inference engine (default: the board's, tflm for the RT boards, aot for mps2-an500)")
     p.add_argument("--out", metavar="DIR", help="project directory (default: build/<board>-<engine>/)")
     p.add_argument("--embed-images", nargs="+", default=[], metavar="IMG",
-                   help="images stored in flash (resized to 320x320 RGB888) for on-device runs without upload")
-    p.add_argument("--force", action="store_true", help="replace a non-empty directory generate did not create")
-    p.add_argument("--tflm-include", nargs="+", default=[], metavar="DIR",
+                   help="images stored in flash (resized to 320x320 RGB888) for on-device runs without upload "
+                        "(default: none)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a non-empty directory generate did not create (default: refuse)")
+    p.add_argument("--tflm-include", nargs="+", action="extend", default=[], metavar="DIR",
                    help="tflm engine without an SDK (mps2-an500): TFLM include directories (tflite-micro root, its "
-                        "flatbuffers/include and gemmlowp); the build's default for TFLM_INCLUDE")
+                        "flatbuffers/include and gemmlowp), given once or repeated; they become the build's default "
+                        "for TFLM_INCLUDE (default: none, set TFLM_INCLUDE at build time)")
     p.add_argument("--tflm-lib", metavar="LIB",
-                   help="tflm engine without an SDK: the TFLM static library for Cortex-M7; the default for TFLM_LIB")
+                   help="tflm engine without an SDK: the TFLM static library for Cortex-M7 (release or default "
+                        "build); the build's default for TFLM_LIB (default: none, set TFLM_LIB at build time)")
+    p.add_argument("--profile", action="store_true",
+                   help="build with per-step instrumentation (per-op timing and output CRCs for verify --profile / "
+                        "--bisect); off, the inference has no hook at all.  ND_PROFILE=0|1 at build time overrides it "
+                        "(default: off)")
+    p.add_argument("--tflm-stock-transpose", action="store_true",
+                   help="tflm engine: keep the TFLM's own TRANSPOSE kernel instead of the reference one the glue "
+                        "registers (to diagnose a TFLM build; CMSIS-NN's skips NanoDet's 5-D shuffles; default: the "
+                        "reference one)")
 
 
 def run(args) -> int:
@@ -23,10 +37,13 @@ def run(args) -> int:
 
     project = generate(args.board, args.model, engine=args.engine, out_dir=args.out,
                        embed_images=args.embed_images, force=args.force,
-                       tflm_include=args.tflm_include, tflm_lib=args.tflm_lib)
+                       tflm_include=args.tflm_include, tflm_lib=args.tflm_lib, profile=args.profile,
+                       tflm_stock_transpose=args.tflm_stock_transpose)
     print(f"{project.out_dir}: {project.board} project, {project.engine} engine, {len(project.files)} files")
     print(f"  {project.placement.describe()}")
     flash = ", ".join(f"{k} {v:,}" for k, v in sorted(project.flash_bytes.items()))
     print(f"  flash (large constants): {flash} bytes")
     print(f"  build: {project.out_dir}/build.sh   (or: nanodet-mcu build {project.out_dir})")
+    if args.profile:
+        print("  per-step instrumentation on: verify --profile / --bisect")
     return 0

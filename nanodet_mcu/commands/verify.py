@@ -13,31 +13,52 @@ LOG_EVERY = 10.0  # seconds between progress lines of a long transfer when stder
 
 def add_arguments(parser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--port", help="serial port of the board (e.g. /dev/ttyACM0)")
-    where.add_argument("--emulate", metavar="ELF", help="start QEMU mps2-an500 on this firmware, verify, stop it")
-    parser.add_argument("--baud", type=cliargs.positive_int, default=115200, help="link baud rate (default 115200)")
-    parser.add_argument("--model", required=True, help="the .tflite the firmware was generated from")
+    where.add_argument("--port", help="serial port of the flashed board, e.g. /dev/ttyACM0 (one of --port and "
+                                      "--emulate is required)")
+    where.add_argument("--emulate", metavar="ELF", help="start QEMU mps2-an500 on this firmware, verify, stop it "
+                                                        "(one of --port and --emulate is required)")
+    parser.add_argument("--baud", type=cliargs.positive_int, default=115200,
+                        help="link baud rate (default %(default)s)")
+    parser.add_argument("--model", required=True, help="the .tflite the firmware was generated from (a generated "
+                                                       "project holds a copy)")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--images", metavar="DIR", help="upload every image of DIR as RGB888 and run on it")
-    source.add_argument("--embedded", action="store_true", help="run the firmware's embedded images (default)")
+    source.add_argument("--images", metavar="DIR", help="upload every image of DIR as RGB888 and run on it "
+                                                        "(default: the embedded images)")
+    source.add_argument("--embedded", action="store_true", help="run the firmware's embedded images (the default)")
     parser.add_argument("--runs", type=cliargs.positive_int, default=1,
-                        help="runs per image for latency statistics (default 1)")
+                        help="runs per image for latency statistics (default %(default)s)")
     parser.add_argument("--tolerance", type=cliargs.non_negative_int, default=0, metavar="LSB",
                         help="accept raw output differences up to this many LSB (default 0: bit-exact)")
-    parser.add_argument("--report", metavar="JSON", help="write the full report as JSON")
-    parser.add_argument("--junit", metavar="XML", help="write the checks as JUnit XML")
+    parser.add_argument("--report", metavar="JSON", help="write the full report as JSON (default: none written)")
+    parser.add_argument("--junit", metavar="XML", help="write the checks as JUnit XML (default: none written)")
+    parser.add_argument("--html", metavar="HTML",
+                        help="write one self-contained HTML page: each image with the device's and the reference's "
+                             "boxes, the checks (failing images first), latency charts; opens from disk "
+                             "(default: none written)")
     parser.add_argument("--timeout", type=cliargs.positive_float, default=None,
                         help="seconds to wait for each reply (default: from the baud rate, at least 2; "
                              "5 with --emulate)")
     parser.add_argument("--run-timeout", type=cliargs.positive_float, default=120.0,
-                        help="seconds to wait for one inference (default 120)")
+                        help="seconds to wait for one inference (default %(default)s)")
     parser.add_argument("--retries", type=cliargs.non_negative_int, default=4,
-                        help="resends of a request without a valid reply (default 4)")
+                        help="resends of a request without a valid reply (default %(default)s)")
     parser.add_argument("--deadline", type=cliargs.positive_float, metavar="SECONDS",
                         help="stop with an error when the whole verification takes longer than this (default: none)")
     parser.add_argument("--max-retry-rate", type=cliargs.fraction, default=0.5, metavar="FRACTION",
                         help="stop with 'link too noisy' when more than this fraction of the last 64 frames had to "
-                             "be sent again (default 0.5)")
+                             "be sent again (default %(default)s)")
+    steps = parser.add_argument_group("per-step diagnosis (firmware generated with --profile)")
+    steps.add_argument("--profile", action="store_true",
+                       help="time every step of one inference on the device's timer: table in model order and the "
+                            "top 10 (and 'profile' in --report; default: off)")
+    steps.add_argument("--bisect", action="store_true",
+                       help="find the first step whose output differs from the host reference (per-step CRC-32), "
+                            "read it back and compare it (and 'bisect' in --report; default: off)")
+    steps.add_argument("--bisect-on-fail", action="store_true",
+                       help="--bisect, only when an outputs check fails (default: off)")
+    steps.add_argument("--bisect-dir", metavar="DIR", default=".",
+                       help="where --bisect saves the divergent tensor as <step>_device.npy and _host.npy "
+                            "(default: the current directory)")
 
 
 def request_timeout(baud: int) -> float:
@@ -45,6 +66,13 @@ def request_timeout(baud: int) -> float:
     from nanodet_mcu.link import protocol
 
     return max(2.0, 3 * protocol.MAX_FRAME * 10 / baud)
+
+
+def file_sha256(path) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class Progress:
@@ -113,12 +141,15 @@ def run(args) -> int:
     from nanodet_mcu.link.transport import SerialTransport
     from nanodet_mcu.verify import report, verifier
 
-    # Everything that can be checked without the device is checked before it is touched.
-    for option, path in (("--report", args.report), ("--junit", args.junit)):
-        if path:
-            outputs.check_file(path, option)
-    if args.report and args.junit and outputs.same_file(args.report, args.junit):
-        raise NanodetError("--report and --junit name the same file")
+    # Everything that can be checked without the device is checked before it is touched: outputs, model, ELF.
+    named = [(option, path) for option, path in (("--report", args.report), ("--junit", args.junit),
+                                                 ("--html", args.html)) if path]
+    for option, path in named:
+        outputs.check_file(path, option)
+    for i, (option, path) in enumerate(named):
+        for other, path2 in named[i + 1:]:
+            if outputs.same_file(path, path2):
+                raise NanodetError(f"{option} and {other} name the same file")
     model = model_info.load(args.model)
     model_info.nanodet_layout(model)
     if args.emulate:
@@ -141,7 +172,11 @@ def run(args) -> int:
                                   retries=args.retries, max_retry_rate=args.max_retry_rate, progress=progress.transfer)
             if args.deadline is not None:
                 client.set_deadline(args.deadline, started)
-            device_check = verifier.Verifier(client, model, args.tolerance, progress.message)
+            device_check = verifier.Verifier(client, model, args.tolerance, progress.message, profile=args.profile,
+                                             bisect=args.bisect, bisect_on_fail=args.bisect_on_fail,
+                                             bisect_dir=args.bisect_dir)
+            if args.emulate:
+                device_check.report.firmware = {"path": str(args.emulate), "sha256": file_sha256(args.emulate)}
             try:
                 outcome = device_check.run(inputs, args.runs)
             except NanodetError as exc:
@@ -159,12 +194,18 @@ def run(args) -> int:
     finally:
         progress.close()
     report.print_summary(outcome)
-    with outputs.Staged() as files:  # both reports or neither
+    with outputs.Staged() as files:  # every report or none
         if args.report:
             files.add(args.report, report.json_text(outcome))
         if args.junit:
             files.add(args.junit, report.junit_xml(outcome))
+        if args.html:
+            from nanodet_mcu.verify import html
+
+            files.add(args.html, html.render(outcome.as_dict()))
         files.commit()
+    if args.html:
+        print(f"HTML report: {args.html}", file=sys.stderr)
     if not outcome.passed:
         failed = [c for c in outcome.checks if not c.passed]
         first = failed[0] if failed else None

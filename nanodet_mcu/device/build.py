@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,6 +16,30 @@ from nanodet_mcu import boards
 from nanodet_mcu.errors import NanodetError
 
 MANIFEST = "project.json"
+
+# Lines that state a failed build's error, whichever tool stopped it.  Command lines never match (a compiler
+# invocation with -Werror is not an error), nor ld's warnings or make's "*** [target] Error 1" echo.
+_ERROR_LINES = [re.compile(p) for p in (
+    r"^\S+:\d+(:\d+)?: (fatal )?error: ",                  # gcc/g++/as: file.c:12:3: error: ...
+    r"undefined reference to ",                           # ld: an unresolved symbol (its "in function" line is
+    r"(^|[/ ])(arm-none-eabi-)?ld(\.\w+)?: (?!warning)(?!.*: in function)",  # the one before); cannot find, overflow
+    r"^\S+: \*\*\* (?!\[)",                                # make: Makefile:40: *** set TFLM_INCLUDE ...  Stop.
+    r"^CMake Error",                                      # cmake (the message follows on the next line)
+    r"^build\.sh: ",                                      # the generated build.sh's own checks
+)]
+
+
+def first_error_line(output: str) -> str:
+    """The first line of a failed build's output that states the error (compiler or linker diagnostic, make or
+    CMake error, build.sh's message); else the first line with the word "error"; else the last line."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        if any(p.search(line) for p in _ERROR_LINES):
+            if line.startswith("CMake Error") and i + 1 < len(lines):
+                return f"{line} {lines[i + 1]}"
+            return line
+    generic = [ln for ln in lines if re.search(r"\berror\b", ln, re.IGNORECASE)]
+    return (generic or lines[-1:] or ["no output"])[0]
 
 
 def read_manifest(project: Path) -> dict:
@@ -61,8 +86,9 @@ def build(project_dir: str | Path, log=None) -> Path:
         for line in proc.stdout.splitlines():
             log(line)
     if proc.returncode != 0:
-        errors = [ln for ln in proc.stdout.splitlines() if "error" in ln.lower()] or proc.stdout.splitlines() or ["?"]
-        raise NanodetError(f"build of {project} failed (build.sh exit {proc.returncode}): {errors[0].strip()}")
+        more = "" if log is not None else " (nanodet-mcu build -v shows the whole output)"
+        raise NanodetError(f"build of {project} failed (build.sh exit {proc.returncode}): "
+                           f"{first_error_line(proc.stdout)}{more}")
     elf = project / manifest["elf"]
     if not elf.is_file():
         raise NanodetError(f"build.sh succeeded but {elf} is missing")

@@ -365,6 +365,30 @@ class DeviceClient:
         raw = self.read(p.REGION_IMAGE, spec.INPUT_SIZE * spec.INPUT_SIZE * 3, index, f"read embedded image #{index}")
         return np.frombuffer(raw, np.uint8).reshape(spec.INPUT_SIZE, spec.INPUT_SIZE, 3)
 
+    # ---- per-step instrumentation (firmware built with ND_PROFILE; verify --profile / --bisect) -------------------
+
+    def run_steps(self, source: int, image_index: int = 0, flags: int = p.STEP_TIME, stop_step: int = 0) -> p.Result:
+        """RUN with step instrumentation: `flags` of p.STEP_TIME | STEP_CRC | STEP_STOP (then it stops after
+        `stop_step`, whose outputs read_step_output fetches; the RESULT carries no detections)."""
+        return self.request(p.RUN, p.run_request(source, image_index, flags, stop_step), busy_timeout=self.run_timeout)
+
+    def step_records(self) -> p.StepRecords:
+        """Every step's record of the last RUN, in as many STEPS requests as the frame size needs."""
+        first, records, head = 0, [], None
+        while head is None or first < head.total:
+            page = self.request(p.STEPS, p.steps_request(first, p.MAX_STEP_RECORDS))
+            if page.first != first or not page.records or (head is not None and page.total != head.total):
+                raise NanodetError(f"device returned step records from {page.first} ({len(page.records)} of "
+                                   f"{page.total}), asked from {first}")
+            head = head or page
+            records += page.records
+            first += len(page.records)
+        return p.StepRecords(head.total, head.completed, head.flags, 0, tuple(records))
+
+    def read_step_output(self, output: int, size: int) -> bytes:
+        """Output `output` of the step the last RUN stopped after (`size` bytes)."""
+        return self.read(p.REGION_STEP_OUTPUT, size, output)
+
     def shutdown(self, code: int = 0) -> None:
         """Stop the device (the emulator exits with it); the port may vanish before BYE is read."""
         from nanodet_mcu.link.transport import LinkClosed

@@ -22,24 +22,35 @@ MAX_FRAME = HEADER_BYTES + MAX_PAYLOAD + CRC_BYTES
 
 # requests
 HELLO, IMAGE_INFO, UPLOAD, RUN, READ, SHUTDOWN = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
+STEPS = 0x08  # 0x07 is no request: its reply type would be BUSY's
 # responses
 INFO, IMAGE, UPLOAD_ACK, RESULT, DATA, BYE, ERROR = 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0xFF
 BUSY = 0x87  # empty, same seq as a RUN: accepted, the RESULT follows after the inference
-RESPONSE_OF = {HELLO: INFO, IMAGE_INFO: IMAGE, UPLOAD: UPLOAD_ACK, RUN: RESULT, READ: DATA, SHUTDOWN: BYE}
+STEP_RECORDS = 0x88
+RESPONSE_OF = {HELLO: INFO, IMAGE_INFO: IMAGE, UPLOAD: UPLOAD_ACK, RUN: RESULT, READ: DATA, SHUTDOWN: BYE,
+               STEPS: STEP_RECORDS}
 TYPE_NAMES = {HELLO: "HELLO", IMAGE_INFO: "IMAGE_INFO", UPLOAD: "UPLOAD", RUN: "RUN", READ: "READ",
-              SHUTDOWN: "SHUTDOWN", INFO: "INFO", IMAGE: "IMAGE", UPLOAD_ACK: "UPLOAD_ACK", RESULT: "RESULT",
-              DATA: "DATA", BYE: "BYE", ERROR: "ERROR", BUSY: "BUSY"}
+              SHUTDOWN: "SHUTDOWN", STEPS: "STEPS", INFO: "INFO", IMAGE: "IMAGE", UPLOAD_ACK: "UPLOAD_ACK",
+              RESULT: "RESULT", DATA: "DATA", BYE: "BYE", ERROR: "ERROR", BUSY: "BUSY", STEP_RECORDS: "STEP_RECORDS"}
 
 UPLOAD_RGB888, UPLOAD_INT8 = 1, 2
 SOURCE_EMBEDDED, SOURCE_UPLOAD = 0, 1
 REGION_SCORES, REGION_BOXES, REGION_IMAGE = 0, 1, 2
+REGION_STEP_OUTPUT = 3  # index = output of the step an instrumented RUN stopped after
+# RUN step flags (firmware/common/nd_steps.h): per-step timer ticks, per-step output CRC-32, stop after one step
+STEP_TIME, STEP_CRC, STEP_STOP = 0x01, 0x02, 0x04
+STEP_STOP_OUTPUTS = 8  # outputs of the stop step READ reaches (ND_STEPS_MAX_OUTPUTS)
+STEP_RECORD = struct.Struct("<III")  # ticks, CRC-32 of the outputs, their bytes
+STEPS_HEADER = struct.Struct("<HHBHH")  # total steps, completed, flags of the last RUN, first, count
+MAX_STEP_RECORDS = (MAX_PAYLOAD - STEPS_HEADER.size) // STEP_RECORD.size
 DATA_HEADER_BYTES = 5  # region u8 + offset u32
 MAX_READ = MAX_PAYLOAD - DATA_HEADER_BYTES
 UPLOAD_HEADER_BYTES = 5  # kind u8 + offset u32
 MAX_UPLOAD_CHUNK = MAX_PAYLOAD - UPLOAD_HEADER_BYTES
 
 ERROR_NAMES = {1: "version", 2: "unknown-type", 3: "malformed", 4: "index", 5: "no-input", 6: "engine",
-               7: "postprocess", 8: "no-output"}
+               7: "postprocess", 8: "no-output", 9: "no-steps"}
+ERR_UNKNOWN_TYPE, ERR_NO_STEPS = 2, 9
 
 
 class ProtocolError(NanodetError):
@@ -329,6 +340,32 @@ class Data:
 
 
 @dataclass(frozen=True)
+class StepRecords:
+    """Per-step records of the last RUN (STEP_RECORDS): `records[i]` is step `first + i` as (timer ticks, CRC-32 of
+    its outputs, their bytes); `completed` steps ran; `flags` says what that RUN recorded (STEP_*)."""
+    total: int
+    completed: int
+    flags: int
+    first: int
+    records: tuple[tuple[int, int, int], ...] = field(default=())
+
+    def pack(self) -> bytes:
+        return (STEPS_HEADER.pack(self.total, self.completed, self.flags, self.first, len(self.records))
+                + b"".join(STEP_RECORD.pack(*r) for r in self.records))
+
+    @classmethod
+    def parse(cls, payload: bytes) -> StepRecords:
+        r = Reader(payload, "STEP_RECORDS")
+        total, completed, flags, first, n = r.unpack(STEPS_HEADER.format[1:])
+        records = tuple(STEP_RECORD.unpack(r.take(STEP_RECORD.size)) for _ in range(n))
+        r.done()
+        if first + n > total or completed > total:
+            raise ProtocolError(f"STEP_RECORDS of steps {first}..{first + n - 1} (completed {completed}) "
+                                f"beyond the {total} steps it announces")
+        return cls(total, completed, flags, first, records)
+
+
+@dataclass(frozen=True)
 class DeviceError:
     code: int
     request_type: int
@@ -359,8 +396,15 @@ def upload_request(kind: int, offset: int, chunk: bytes) -> bytes:
     return struct.pack("<BI", kind, offset) + bytes(chunk)
 
 
-def run_request(source: int, image_index: int = 0) -> bytes:
+def run_request(source: int, image_index: int = 0, step_flags: int = 0, stop_step: int = 0) -> bytes:
+    """A plain RUN is 3 bytes; with step flags (STEP_*) it grows by the flags and the stop step."""
+    if step_flags:
+        return struct.pack("<BHBH", source, image_index, step_flags, stop_step)
     return struct.pack("<BH", source, image_index)
+
+
+def steps_request(first: int, count: int) -> bytes:
+    return struct.pack("<HH", first, count)
 
 
 def read_request(region: int, index: int, offset: int, length: int) -> bytes:
@@ -372,4 +416,4 @@ def shutdown_request(code: int = 0) -> bytes:
 
 
 PARSERS = {INFO: Info.parse, IMAGE: ImageEntry.parse, UPLOAD_ACK: UploadAck.parse, RESULT: Result.parse,
-           DATA: Data.parse, ERROR: DeviceError.parse, BYE: lambda p: None}
+           DATA: Data.parse, ERROR: DeviceError.parse, BYE: lambda p: None, STEP_RECORDS: StepRecords.parse}

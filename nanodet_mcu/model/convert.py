@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nanodet_mcu import PROJECT_ROOT, model_info, outputs, preprocess, spec
+from nanodet_mcu import model_info, outputs, preprocess, spec
 from nanodet_mcu.errors import NanodetError
+from nanodet_mcu.progress import QUIET, Steps
 
 DEFAULT_OUTPUT = "nanodet_m_0.5x.tflite"
 DEFAULT_NUM_CALIB = 100
@@ -36,14 +37,13 @@ class ConvertReport:
 
 
 def default_calib_dir() -> Path:
-    """$NANODET_MCU_CALIB_DIR, else the shared COCO calibration set beside the project, else an error."""
+    """$NANODET_MCU_CALIB_DIR, else an error that says what to pass and where such images come from."""
     env = os.environ.get(CALIB_ENV)
     if env:
         return Path(env)
-    shared = PROJECT_ROOT.parent / "shared" / "coco" / "calib"
-    if shared.is_dir():
-        return shared
-    raise NanodetError(f"no calibration images: pass --calib-dir DIR (or set {CALIB_ENV})")
+    raise NanodetError(f"no calibration images: pass --calib-dir DIR (or set {CALIB_ENV}), a folder of about "
+                       f"{DEFAULT_NUM_CALIB} COCO images kept apart from the ones you evaluate on, e.g. from "
+                       "val2017.zip of cocodataset.org (README.md, 'Inputs')")
 
 
 def calibration_images(calib_dir: str | Path, num_calib: int = DEFAULT_NUM_CALIB,
@@ -57,18 +57,29 @@ def calibration_images(calib_dir: str | Path, num_calib: int = DEFAULT_NUM_CALIB
     return [files[int(i)] for i in picked]
 
 
-def calibration_inputs(files: list[Path]) -> list[np.ndarray]:
+def calibration_inputs(files: list[Path], steps: Steps = QUIET) -> list[np.ndarray]:
     """Float model inputs (1x320x320x3 normalised BGR), preprocessed exactly as at inference."""
-    return [preprocess.normalize(preprocess.resize_rgb(preprocess.load_rgb(f))) for f in files]
+    out = []
+    with steps.step("preprocessing the calibration images", total=len(files)) as step:
+        for f in files:
+            out.append(preprocess.normalize(preprocess.resize_rgb(preprocess.load_rgb(f))))
+            step.advance()
+    return out
 
 
-def _converter(graph, inputs: list[np.ndarray]):
+def _counted(inputs: list[np.ndarray], step):
+    for x in inputs:
+        yield [x]
+        step.advance()
+
+
+def _converter(graph, inputs: list[np.ndarray], step=None):
     import tensorflow as tf
 
     module = graph.module()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([x] for x in inputs)
+    converter.representative_dataset = (lambda: _counted(inputs, step)) if step else (lambda: ([x] for x in inputs))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
@@ -79,28 +90,33 @@ def _one_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def quantize_graph(graph, inputs: list[np.ndarray], refine_ranges: bool = True) -> bytes:
+def quantize_graph(graph, inputs: list[np.ndarray], refine_ranges: bool = True, steps: Steps = QUIET) -> bytes:
     """TFLite full-int8 flatbuffer of a `nanodet_tf.NanodetStride32` calibrated on `inputs`.
 
     With `refine_ranges`, the converter's min/max calibration is followed by `ranges.refine` (MSE-optimal
     clipping of every activation range on the calibration histograms, `refine_ranges_mse`) before the int8 rewrite.
+    `steps` reports each stage (its stream must not be fd 2, which is captured here).
     """
     import tensorflow as tf
 
-    converter = _converter(graph, inputs)
     try:
         # The converter and interpreter log to stderr from C++ (and warn about deprecations): keep that out of
         # the user's terminal; failures still surface as exceptions.
         with warnings.catch_warnings(), model_info._captured_output(2):
             warnings.simplefilter("ignore")
             if not refine_ranges:
-                return converter.convert()
+                with steps.step("converting and calibrating", total=len(inputs)) as step:
+                    return _converter(graph, inputs, step).convert()
             from tensorflow.lite.python.convert import deduplicate_readonly_buffers, mlir_quantize
 
-            converter._experimental_calibrate_only = True  # float model annotated with min/max per tensor
-            calibrated = refine_ranges_mse(converter.convert(), inputs)
-            data = mlir_quantize(calibrated, False, input_data_type=tf.int8, output_data_type=tf.int8)
-            return bytes(deduplicate_readonly_buffers(data))  # as converter.convert() finishes
+            with steps.step("converting the graph and calibrating its ranges", total=len(inputs)) as step:
+                converter = _converter(graph, inputs, step)
+                converter._experimental_calibrate_only = True  # float model annotated with min/max per tensor
+                calibrated = converter.convert()
+            calibrated = refine_ranges_mse(calibrated, inputs, steps)
+            with steps.step("quantising to int8"):
+                data = mlir_quantize(calibrated, False, input_data_type=tf.int8, output_data_type=tf.int8)
+                return bytes(deduplicate_readonly_buffers(data))  # as converter.convert() finishes
     except NanodetError:
         raise
     except Exception as exc:  # the converter raises ConverterError and assorted others
@@ -139,7 +155,7 @@ def _best_range(hist: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
     return float(a), float(b)
 
 
-def refine_ranges_mse(calibrated: bytes, inputs: list[np.ndarray]) -> bytes:
+def refine_ranges_mse(calibrated: bytes, inputs: list[np.ndarray], steps: Steps = QUIET) -> bytes:
     """Tighten each activation range of a calibrated float model to its MSE-optimal int8 clipping.
 
     Min/max calibration lets a few extreme values stretch a tensor's scale, costing every other value
@@ -157,12 +173,14 @@ def refine_ranges_mse(calibrated: bytes, inputs: list[np.ndarray]) -> bytes:
     interp.allocate_tensors()
     x_index = interp.get_input_details()[0]["index"]
     hists = {i: np.zeros(HIST_BINS) for i in slots}
-    for x in inputs:
-        interp.set_tensor(x_index, x)
-        interp.invoke()
-        for i, (_, _, lo, hi) in slots.items():
-            if hi > lo:
-                hists[i] += np.histogram(interp.get_tensor(i), bins=HIST_BINS, range=(lo, hi))[0]
+    with steps.step("refining the activation ranges", total=len(inputs)) as step:
+        for x in inputs:
+            interp.set_tensor(x_index, x)
+            interp.invoke()
+            for i, (_, _, lo, hi) in slots.items():
+                if hi > lo:
+                    hists[i] += np.histogram(interp.get_tensor(i), bins=HIST_BINS, range=(lo, hi))[0]
+            step.advance()
     for i, (lo_at, hi_at, lo, hi) in slots.items():
         if hi > lo:
             new_lo, new_hi = _best_range(hists[i], lo, hi)
@@ -208,18 +226,19 @@ def write_atomic(data: bytes, out_path: Path) -> None:
 
 
 def convert_report(weights: str | Path, calib_dir: str | Path | None = None, num_calib: int = DEFAULT_NUM_CALIB,
-                   seed: int = DEFAULT_SEED, out_path: str | Path = DEFAULT_OUTPUT) -> ConvertReport:
-    """Convert and say what was used (weights kind, calibration files, parameter count)."""
+                   seed: int = DEFAULT_SEED, out_path: str | Path = DEFAULT_OUTPUT,
+                   steps: Steps = QUIET) -> ConvertReport:
+    """Convert and say what was used (weights kind, calibration files, parameter count); `steps` shows progress."""
     from nanodet_mcu.model.nanodet_tf import NanodetStride32
     from nanodet_mcu.model.weights import load_weights
 
     out = outputs.check_file(out_path, "output")  # first: an unwritable output fails before the slow parts
-    loaded = load_weights(weights)
+    loaded = load_weights(weights)  # then a bad weights file, before the slow parts (and any progress line)
     files = calibration_images(default_calib_dir() if calib_dir is None else calib_dir, num_calib, seed)
-    inputs = calibration_inputs(files)
-    with model_info._captured_output(2):  # TensorFlow's import logs (absl, oneDNN, CUDA probing) go to stderr
+    inputs = calibration_inputs(files, steps)
+    with steps.step("loading TensorFlow"), model_info._captured_output(2):  # its import logs (absl, oneDNN, CUDA)
         import tensorflow  # noqa: F401
-    data = quantize_graph(NanodetStride32(loaded.weights), inputs)
+    data = quantize_graph(NanodetStride32(loaded.weights), inputs, steps=steps)
     data = put_scores_first(data)
     info = check_model(data)
     write_atomic(data, out)

@@ -9,6 +9,7 @@ from pathlib import Path
 from nanodet_mcu import spec
 from nanodet_mcu.errors import NanodetError
 from nanodet_mcu.pipeline import Detector
+from nanodet_mcu.progress import QUIET, Steps
 
 METRIC_NAMES = ("mAP", "AP50", "AP75", "APs", "APm", "APl")
 
@@ -54,24 +55,29 @@ def _coco_problem(data) -> str | None:
 
 def evaluate_model(model_path: str | Path, images_dir: str | Path, annotations: str | Path,
                    limit: int | None = None, interpreter: str = "tflm", decoder: str = "float",
-                   progress: bool = False) -> dict:
-    """COCO metrics over the annotated images found in images_dir (sorted by file name, first `limit`)."""
+                   steps: Steps = QUIET) -> dict:
+    """COCO metrics over the annotated images found in images_dir (sorted by file name, first `limit`); `steps`
+    shows progress."""
     coco = load_annotations(annotations)
     images_dir = Path(images_dir)
     entries = sorted((img for img in coco.dataset["images"] if (images_dir / img["file_name"]).is_file()),
                      key=lambda img: img["file_name"])
     if not entries:
-        raise NanodetError(f"none of the images in {annotations} is in {images_dir}")
+        raise NanodetError(f"none of the {len(coco.dataset['images'])} images of {annotations} is in {images_dir} "
+                           "(COCO val2017 images from val2017.zip, as README.md 'Inputs' lays them out)")
     entries = entries[:limit] if limit else entries
     detector = Detector(model_path, interpreter=interpreter, decoder=decoder)
     results = []
-    for img in _progress(entries, progress, f"evaluating {Path(model_path).name}"):
-        res = detector.detect_file(images_dir / img["file_name"])
-        for box, score, cls in zip(res.image_boxes(), res.detections.scores, res.detections.classes):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            results.append({"image_id": img["id"], "category_id": spec.COCO_CATEGORY_IDS[int(cls)],
-                            "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)})
-    metrics = _coco_metrics(coco, results, [img["id"] for img in entries])
+    with steps.step(f"detecting with {Path(model_path).name}", total=len(entries)) as step:
+        for img in entries:
+            res = detector.detect_file(images_dir / img["file_name"])
+            for box, score, cls in zip(res.image_boxes(), res.detections.scores, res.detections.classes):
+                x1, y1, x2, y2 = (float(v) for v in box)
+                results.append({"image_id": img["id"], "category_id": spec.COCO_CATEGORY_IDS[int(cls)],
+                                "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)})
+            step.advance()
+    with steps.step("scoring with pycocotools"):
+        metrics = _coco_metrics(coco, results, [img["id"] for img in entries])
     metrics.update(images=len(entries), detections=len(results), model=str(model_path))
     return metrics
 
@@ -89,19 +95,6 @@ def _coco_metrics(coco, results: list[dict], image_ids: list[int]) -> dict:
         ev.accumulate()
         ev.summarize()
     return {name: float(max(v, 0.0)) * 100 for name, v in zip(METRIC_NAMES, ev.stats[:6])}
-
-
-def _progress(items, enabled: bool, description: str):
-    if not enabled:
-        yield from items
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task(description, total=len(items))
-        for item in items:
-            yield item
-            bar.advance(task)
 
 
 def format_metrics(metrics: dict) -> str:

@@ -10,18 +10,36 @@ from nanodet_mcu import outputs
 from nanodet_mcu.verify.verifier import Report
 
 
-def json_text(report: Report) -> str:
-    return json.dumps(report.as_dict(), indent=2) + "\n"
+def check_writable(path: str | Path, option: str = "") -> None:
+    """Fail in a second, not after a long run: `path` must be a file this user can create or replace (its missing
+    parent directories are created on write)."""
+    outputs.check_file(path, option)
 
 
-def write_json(report: Report, path: str | Path) -> None:
-    _write(path, json_text(report))
-
-
-def _write(path: str | Path, text: str) -> None:
+def _write_atomic(path: str | Path, text: str) -> None:
     with outputs.Staged() as out:
         out.add(path, text)
         out.commit()
+
+
+def to_json(value, level: int = 0) -> str:
+    """json.dumps(indent=2), except that a list of plain values stays on one line: latency ticks, boxes and each
+    channel of a delta map read as rows instead of one number a line (a map would otherwise be ~100 KB)."""
+    pad, inner = "  " * level, "  " * (level + 1)
+    if isinstance(value, dict) and value:
+        return "{\n" + ",\n".join(f"{inner}{json.dumps(k)}: {to_json(v, level + 1)}" for k, v in value.items()) \
+            + f"\n{pad}}}"
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        return "[\n" + ",\n".join(inner + to_json(v, level + 1) for v in value) + f"\n{pad}]"
+    return json.dumps(value)
+
+
+def write_json(report: Report, path: str | Path) -> None:
+    _write_atomic(path, json_text(report))
+
+
+def json_text(report: Report) -> str:
+    return to_json(report.as_dict()) + "\n"
 
 
 def junit_xml(report: Report) -> str:
@@ -41,7 +59,18 @@ def junit_xml(report: Report) -> str:
 
 
 def write_junit(report: Report, path: str | Path) -> None:
-    _write(path, junit_xml(report))
+    _write_atomic(path, junit_xml(report))
+
+
+def _ranges(values: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2, 5, 7-8'."""
+    runs: list[list[int]] = []
+    for v in values:
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs) or "none"
 
 
 def print_summary(report: Report, console=None) -> None:
@@ -62,6 +91,16 @@ def print_summary(report: Report, console=None) -> None:
     for c in report.checks:
         checks.add_row(c.image or "-", c.name, "[green]PASS[/]" if c.passed else "[red]FAIL[/]", c.detail)
     console.print(checks)
+    if report.profile:
+        from nanodet_mcu.verify import profile
+
+        profile.render(report.profile, console)
+    if report.bisect:
+        b = report.bisect
+        console.print(f"bisect: [bold]{b['status']}[/]: {b['detail']}")
+        if b["status"] == "diverged":
+            console.print(f"  channels {_ranges(b['channels'])}; rows {_ranges(b['rows'])}")
+            console.print(f"  saved {b['device_npy']} and {b['host_npy']}")
     if report.latency:
         units = sorted({s["unit"] for s in report.latency.values()})
         lat = Table(title=f"latency per stage ({', '.join(units)})")

@@ -22,6 +22,8 @@ INFO = p.Info(1, "mps2-an500", "aot", "0.1.0", "ab" * 32, "systick-instructions"
               4, 4096, 100, p.TensorDesc((1, 320, 320, 3), f32_bits(0.018658), -14),
               p.TensorDesc((1, 10, 10, 80), f32_bits(1 / 256), -128),
               p.TensorDesc((1, 10, 10, 32), f32_bits(0.07276), 18))
+STEP_RECORDS = p.StepRecords(119, 119, p.STEP_TIME | p.STEP_CRC, 117,
+                             ((26140, 0x9A3C11F0, 8000), (1640, 0x0BADF00D, 8000)))
 RESULT = p.Result(0, 2, 0x4BCEDF26, 38401, 27003350, 2350, 8,
                   ((0, 0, 29542, 20241, 0, 23, 127), (51172, -3, 80694, 50976, 6, 58, -90)))
 
@@ -42,6 +44,12 @@ def frames() -> list[tuple[str, str, int, int, bytes]]:
         ("shutdown_request", p.SHUTDOWN, 10, p.shutdown_request(0)),
         ("bye_response", p.BYE, 10, b""),
         ("busy_notice", p.BUSY, 0xFFFF, b""),
+        ("run_steps_request", p.RUN, 20, p.run_request(p.SOURCE_UPLOAD, 0, p.STEP_CRC | p.STEP_STOP, 57)),
+        ("steps_request", p.STEPS, 21, p.steps_request(117, p.MAX_STEP_RECORDS)),
+        ("step_records_response", p.STEP_RECORDS, 21, STEP_RECORDS.pack()),
+        ("read_step_output_request", p.READ, 22, p.read_request(p.REGION_STEP_OUTPUT, 1, 4091, 100)),
+        ("no_steps_error", p.ERROR, 23,
+         p.DeviceError(p.ERR_NO_STEPS, p.STEPS, "firmware built without step instrumentation").pack()),
     ]
     out = [(name, "ok", t, s, p.encode(t, s, pl)) for name, t, s, pl in ok]
     hello = p.encode(p.HELLO, 7, b"")

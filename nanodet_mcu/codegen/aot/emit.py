@@ -7,7 +7,7 @@ import numpy as np
 
 from nanodet_mcu import model_info
 from nanodet_mcu.codegen import c_array
-from nanodet_mcu.codegen.aot.lower import Program
+from nanodet_mcu.codegen.aot.lower import SCRATCH_BASE, Program
 
 _PLACEHOLDER = re.compile(r"\{(t\d+|p)\}")
 
@@ -22,6 +22,13 @@ def referenced_consts(prog: Program) -> list[tuple[str, str, np.ndarray]]:
     static const would fail -Werror (-Wunused-const-variable) and waste flash."""
     used = set(re.findall(r"\bnd_\w+", "\n".join(f"{s.call} {s.params or ''}" for s in prog.steps)))
     return [c for c in prog.consts if c[1] in used]
+
+
+def step_outputs(prog: Program) -> list[list[int]]:
+    """Each step's output tensors, as the step hook hands them to the device's CRC and READ (verify --bisect): what
+    the step writes, minus its scratch.  They are model tensors in the model's layout, so each one's host twin is the
+    tflite-micro tensor of the same index (a rewrite that changes a layout must write under a non-model id)."""
+    return [[t for t in s.writes if t < SCRATCH_BASE] for s in prog.steps]
 
 
 def header(info: model_info.ModelInfo, arena: int, prog: Program) -> str:
@@ -55,6 +62,11 @@ const int8_t *nd_model_output_at(const uint8_t *arena, int k);
 #define ND_MODEL_NUM_STEPS {num_steps}
 extern const char *const nd_model_step_labels[];
 extern const uint32_t nd_model_step_macs[];
+/* Step i writes the outputs nd_model_step_out_first[i] .. nd_model_step_out_first[i + 1] - 1 of these tables (arena
+ * offset, bytes): what the step hook checksums and verify --bisect reads back. */
+extern const uint16_t nd_model_step_out_first[ND_MODEL_NUM_STEPS + 1];
+extern const uint32_t nd_model_step_out_offset[];
+extern const uint32_t nd_model_step_out_bytes[];
 
 #ifdef __cplusplus
 }}
@@ -92,7 +104,17 @@ def source(info: model_info.ModelInfo, prog: Program, offsets: dict[int, int], s
     labels = ", ".join(f'"{s.label}"' for s in prog.steps)
     macs = ", ".join(f"{s.macs}u" for s in prog.steps)
     out.append(f"\nconst char *const nd_model_step_labels[] = {{{labels}}};\n")
-    out.append(f"const uint32_t nd_model_step_macs[] = {{{macs}}};\n\n")
+    out.append(f"const uint32_t nd_model_step_macs[] = {{{macs}}};\n")
+    first, offs, sizes = [0], [], []
+    for outs in step_outputs(prog):
+        for t in outs:
+            root, extra = prog.alias.get(t, (t, 0))
+            offs.append(f"{offsets[root] + extra}u")
+            sizes.append(f"{prog.sizes[root] - extra}u")  # a written tensor is its own root: its exact size
+        first.append(len(offs))
+    out.append(f"const uint16_t nd_model_step_out_first[] = {{{', '.join(f'{n}u' for n in first)}}};\n")
+    out.append(f"const uint32_t nd_model_step_out_offset[] = {{{', '.join(offs) or '0u'}}};\n")
+    out.append(f"const uint32_t nd_model_step_out_bytes[] = {{{', '.join(sizes) or '0u'}}};\n\n")
     ins = ", ".join(addr(t) for t in prog.inputs)
     outs = ", ".join(addr(t) for t in prog.outputs)
     n_in, n_out = len(prog.inputs), len(prog.outputs)

@@ -61,8 +61,11 @@ def test_generate_build_emulate_verify(model, example_image, val_images, tmp_pat
         upload_dir = tmp_path / "upload"
         upload_dir.mkdir()
         shutil.copy(val_images[3], upload_dir)
+        capsys.readouterr()
         data = verify(elf, model, tmp_path, "--images", str(upload_dir))
         assert [c["image"] for c in data["checks"][1:]] == [val_images[3].name] * CHECKS_PER_IMAGE
+        err = capsys.readouterr().err  # not a TTY: progress as log lines, every 10 s of a long transfer
+        assert "upload 320x320 RGB888:" in err and "KB/s, ETA" in err and "% of frames retried" in err, err
 
 
 def test_build_explains_what_is_missing(tmp_path, monkeypatch, capsys):

@@ -1,7 +1,8 @@
 """Render a self-contained firmware project for a board from a .tflite (see docs/architecture.md).
 
-The project is rendered into a temporary directory next to the destination and moved into place only when complete,
-so a failure never leaves half a project.  Rendering is deterministic: the same inputs give a byte-identical tree.
+The destination is checked first; the project is rendered into a temporary directory next to it and moved into
+place only when complete, so a failure never leaves half a project (nor the directories made for it).  Rendering
+is deterministic: the same inputs give a byte-identical tree.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from nanodet_mcu import (
     __version__,
     boards,
     model_info,
+    outputs,
     postprocess_fixed,
     preprocess,
     spec,
@@ -229,15 +231,19 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
     user_tflm = _user_tflm(board, engine, tflm_include, tflm_lib)
     if tflm_stock_transpose and engine != "tflm":
         raise NanodetError("--tflm-stock-transpose applies to the tflm engine only")
-    info = model_info.load(model)
-    layout = model_info.nanodet_layout(info)
     out = Path(out_dir) if out_dir is not None else default_out_dir(board.name, engine)
     check_destination(out, force)
+    outputs.check_dir(out, "project directory")
+    info = model_info.load(model)
+    layout = model_info.nanodet_layout(info)
     post_params = _post_params_initializer(layout)
     images = _images([Path(p) for p in embed_images])
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        created = outputs.make_dirs(out.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as exc:
+        raise NanodetError(f"cannot create the project directory {out}: {exc.strerror or exc}") from None
     try:
         arena, engine_ctx, flash = ENGINES[engine](info, tmp)
         placement = place_arena(arena, board.memory, board.name)
@@ -276,9 +282,11 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
                     "files": sorted(written + [MANIFEST])}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _normalise_modes(tmp)
-        _move_into_place(tmp, out)
+        with outputs.committing():
+            _move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        outputs.remove_dirs(created)
         raise
     if placement.warning:
         log(f"nanodet-mcu generate: {placement.warning}")

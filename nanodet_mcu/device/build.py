@@ -50,6 +50,9 @@ def read_manifest(project: Path) -> dict:
         raise NanodetError(f"{project} is not a generated project (no {MANIFEST}; run nanodet-mcu generate)") from None
     except (OSError, ValueError) as exc:
         raise NanodetError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise NanodetError(f"{path} is not a nanodet-mcu manifest (a JSON {type(manifest).__name__}, not an object); "
+                           "regenerate the project")
     missing = [k for k in ("board", "engine", "elf") if not isinstance(manifest.get(k), str)]
     if missing:
         raise NanodetError(f"{path} lacks {', '.join(missing)}")

@@ -1,7 +1,8 @@
 """The AOT engine generator: a .tflite int8 model -> plain C (nd_model.c/.h) over firmware/common/nd_kernels.
 
-`emit_c(info, out_dir)` reads the flatbuffer into a graph (graph.py), lowers it to kernel calls with every constant
-precomputed (lower.py, quant.py), plans the arena statically (planner.py) and renders the C (emit.py).
+`emit_c(info, out_dir)` reads the flatbuffer into a graph (graph.py), checks every op as TFLM's Prepare would
+(validate.py), lowers it to kernel calls with every constant precomputed (lower.py, quant.py), plans the arena
+statically (planner.py) and renders the C (emit.py).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nanodet_mcu import model_info
-from nanodet_mcu.codegen.aot import emit, graph, lower, planner
+from nanodet_mcu.codegen.aot import emit, graph, lower, planner, validate
 
 FILES = ("nd_model.c", "nd_model.h")
 
@@ -34,7 +35,9 @@ def emit_any(info: model_info.ModelInfo, out_dir: str | Path, nanodet: bool = Fa
     if nanodet:
         layout = model_info.nanodet_layout(info)
         scores, boxes = layout.scores.index, layout.boxes.index
-    prog = lower.lower(graph.read(info))
+    g = graph.read(info)
+    validate.validate(g)  # as TFLM's Prepare would: what passes lowers to C that builds
+    prog = lower.lower(g)
     offsets, arena = planner.plan(prog)
     texts = {"nd_model.h": emit.header(info, arena, prog),
              "nd_model.c": emit.source(info, prog, offsets, scores, boxes)}
@@ -45,5 +48,5 @@ def emit_any(info: model_info.ModelInfo, out_dir: str | Path, nanodet: bool = Fa
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, out / name)
-    flash = sum(data.nbytes for _, _, data in prog.consts)
+    flash = sum(data.nbytes for _, _, data in emit.referenced_consts(prog))
     return AotResult(arena, [str(out / n) for n in FILES], flash)

@@ -17,6 +17,13 @@ def _array(ctype: str, name: str, data: np.ndarray) -> str:
     return f"static const {ctype} {name}[{data.size}] ND_ALIGN4 = {{\n{body}\n}};\n"
 
 
+def referenced_consts(prog: Program) -> list[tuple[str, str, np.ndarray]]:
+    """The constants some step uses: the lowering may compute tables a layer ends up not needing, and an unused
+    static const would fail -Werror (-Wunused-const-variable) and waste flash."""
+    used = set(re.findall(r"\bnd_\w+", "\n".join(f"{s.call} {s.params or ''}" for s in prog.steps)))
+    return [c for c in prog.consts if c[1] in used]
+
+
 def step_outputs(prog: Program) -> list[list[int]]:
     """Each step's output tensors, as the step hook hands them to the device's CRC and READ (verify --bisect): what
     the step writes, minus its scratch.  They are model tensors in the model's layout, so each one's host twin is the
@@ -81,7 +88,7 @@ def source(info: model_info.ModelInfo, prog: Program, offsets: dict[int, int], s
            '#include "nd_model.h"\n#include "nd_kernels.h"\n\n#include <stddef.h>\n\n'
            "#if defined(__GNUC__)\n#define ND_ALIGN4 __attribute__((aligned(4)))\n#else\n#define ND_ALIGN4\n#endif\n\n"
            f'const char nd_model_sha256_hex[65] = "{info.sha256}";\n\n']
-    for ctype, name, data in prog.consts:
+    for ctype, name, data in referenced_consts(prog):
         out.append(_array(ctype, name, data))
     body = []
     for i, s in enumerate(prog.steps):

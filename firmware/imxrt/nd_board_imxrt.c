@@ -21,14 +21,16 @@
 
 #define ND_LPUART ((LPUART_Type *)BOARD_DEBUG_UART_BASEADDR)
 
-/* CoreSight lock access key: the Cortex-M7 DWT ignores writes until it is unlocked. */
+/* CoreSight lock access key: the Cortex-M7 DWT ignores writes until it is unlocked.  Its Lock Access Register sits
+ * at offset 0xFB0 of the DWT; CMSIS 5's DWT_Type names it LAR, CMSIS 6's (the current MCUXpresso SDK) does not. */
 #define ND_DWT_LAR_KEY 0xC5ACCE55u
+#define ND_DWT_LAR (*(volatile uint32_t *)(DWT_BASE + 0xFB0u))
 
 static void nd_cycle_counter_start(void)
 {
     CoreDebug->DEMCR |= CoreDebug_DEMCR_TRCENA_Msk;
 #if defined(__CORTEX_M) && (__CORTEX_M == 7U)
-    DWT->LAR = ND_DWT_LAR_KEY;
+    ND_DWT_LAR = ND_DWT_LAR_KEY;
 #endif
     DWT->CYCCNT = 0u;
     DWT->CTRL |= DWT_CTRL_CYCCNTENA_Msk;

@@ -9,6 +9,10 @@ def add_arguments(p):
                    help="int8 NanoDet .tflite (from convert, or NXP's); copied into the project")
     p.add_argument("--engine", choices=boards.ENGINES,
                    help="inference engine (default: the board's, tflm for the RT boards, aot for mps2-an500)")
+    p.add_argument("--sdk", choices=boards.SDKS,
+                   help="MCUXpresso SDK layout the RT project builds with: mcuxsdk = the current SDK (west workspace "
+                        "from mcuxsdk-manifests, 24.12 and later), classic = mcux-sdk 2.x (2.15) (default: mcuxsdk for "
+                        "the RT boards; mps2-an500 needs no SDK)")
     p.add_argument("--out", metavar="DIR", help="project directory (default: build/<board>-<engine>/)")
     p.add_argument("--embed-images", nargs="+", default=[], metavar="IMG",
                    help="images stored in flash (resized to 320x320 RGB888) for on-device runs without upload "
@@ -29,10 +33,15 @@ def run(args) -> int:
 
     project = generate(args.board, args.model, engine=args.engine, out_dir=args.out,
                        embed_images=args.embed_images, force=args.force,
-                       tflm_include=args.tflm_include, tflm_lib=args.tflm_lib)
+                       tflm_include=args.tflm_include, tflm_lib=args.tflm_lib, sdk=args.sdk)
     print(f"{project.out_dir}: {project.board} project, {project.engine} engine, {len(project.files)} files")
     print(f"  {project.placement.describe()}")
     flash = ", ".join(f"{k} {v:,}" for k, v in sorted(project.flash_bytes.items()))
     print(f"  flash (large constants): {flash} bytes")
     print(f"  build: {project.out_dir}/build.sh   (or: nanodet-mcu build {project.out_dir})")
+    sdk = boards.FAMILIES[project.family].sdk
+    if sdk:
+        from nanodet_mcu.device.sdk import NAMES
+
+        print(f"  MCUX_SDK_ROOT: {NAMES[sdk]} (--sdk {sdk}; README.md says how to get it)")
     return 0

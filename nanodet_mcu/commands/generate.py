@@ -43,5 +43,5 @@ def run(args) -> int:
     if sdk:
         from nanodet_mcu.device.sdk import NAMES
 
-        print(f"  MCUX_SDK_ROOT: {NAMES[sdk]} (--sdk {sdk}; README.md says how to get it)")
+        print(f"  SDK: {NAMES[sdk]} in MCUX_SDK_ROOT (--sdk {sdk}; its README.md says how to get it)")
     return 0

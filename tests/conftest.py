@@ -32,9 +32,10 @@ def cortex_m7_flags() -> list[str]:
     return [*board.arch_flags, *board.data["build"]["cflags"]]
 
 
-def require_sdk(layout: str | None = None):
+def require_sdk(layout: str | None = None, tools: bool = True):
     """The MCUXpresso SDK tree MCUX_SDK_ROOT names (nanodet_mcu.device.sdk.SdkTree: its layout, "mcuxsdk" or
-    "classic", and root) with the tools its builds need, or skip with the reason; `layout` skips other layouts."""
+    "classic", and root) with the Arm toolchain and, unless `tools` is false, what its builds need; or skip with the
+    reason.  `layout` skips the other layout."""
     import os
 
     from nanodet_mcu.device import sdk
@@ -50,7 +51,7 @@ def require_sdk(layout: str | None = None):
         pytest.skip(str(exc))
     if layout is not None and tree.sdk != layout:
         pytest.skip(f"MCUX_SDK_ROOT holds {sdk.NAMES[tree.sdk]}; this test needs {sdk.NAMES[layout]}")
-    missing = sdk.missing_tools(tree.sdk)
+    missing = sdk.missing_tools(tree.sdk) if tools else []
     if missing:
         pytest.skip(f"the {tree.sdk} build needs {', '.join(missing)}")
     require_tool("arm-none-eabi-gcc")

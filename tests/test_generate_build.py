@@ -107,7 +107,7 @@ def test_rt_project_builds_with_the_sdk(projects, board, engine):
 @pytest.mark.parametrize("board", ["rt1050", "rt1170"])
 def test_flexram_file_compiles_against_the_sdk_device_headers(projects, board, tmp_path):
     """nd_flexram.c with only the SDK's device and CMSIS headers (seconds; the RT1170 full build is not needed)."""
-    tree = require_sdk()
+    tree = require_sdk(tools=False)
     p = projects(board, "aot", tree.sdk)
     data = boards.load(board).sdk_table(p.family)
     if tree.sdk == "mcuxsdk":

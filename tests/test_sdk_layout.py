@@ -92,3 +92,14 @@ def test_workspace_root_is_passed_on_as_the_sdk_root(tmp_path, monkeypatch):
     monkeypatch.setattr(sdk, "missing_tools", lambda layout: [])
     env = build.check_environment({"board": "rt1050", "engine": "aot", "elf": "x", "family": "mcuxsdk"})
     assert env["MCUX_SDK_ROOT"] == str(workspace / "mcuxsdk")
+
+
+def test_generate_notes_when_the_sdk_at_hand_is_the_other_layout(nxp_model_path, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MCUX_SDK_ROOT", str(_tree(tmp_path / "sdk", "core/tools/cmake_toolchain_files/armgcc.cmake")))
+    argv = ["generate", "--board", "rt1050", "--engine", "aot", "--model", str(nxp_model_path), "--out"]
+    assert cli.main([*argv, str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()
+    assert "SDK: the current MCUXpresso SDK (west mcuxsdk layout) in MCUX_SDK_ROOT (--sdk mcuxsdk" in captured.out
+    assert "holds a classic mcux-sdk 2.x tree" in captured.err and "--sdk classic" in captured.err
+    assert cli.main([*argv, str(tmp_path / "b"), "--sdk", "classic"]) == 0
+    assert "note:" not in capsys.readouterr().err

@@ -30,6 +30,7 @@ def add_arguments(p):
 
 def run(args) -> int:
     from nanodet_mcu.codegen.generate import generate
+    from nanodet_mcu.device.sdk import NAMES
 
     project = generate(args.board, args.model, engine=args.engine, out_dir=args.out,
                        embed_images=args.embed_images, force=args.force,
@@ -41,7 +42,24 @@ def run(args) -> int:
     print(f"  build: {project.out_dir}/build.sh   (or: nanodet-mcu build {project.out_dir})")
     sdk = boards.FAMILIES[project.family].sdk
     if sdk:
-        from nanodet_mcu.device.sdk import NAMES
-
         print(f"  SDK: {NAMES[sdk]} in MCUX_SDK_ROOT (--sdk {sdk}; its README.md says how to get it)")
+        _note_other_sdk(sdk)
     return 0
+
+
+def _note_other_sdk(sdk: str) -> None:
+    """Say now, not at build time, when MCUX_SDK_ROOT already holds the other SDK layout."""
+    import os
+    import sys
+
+    from nanodet_mcu.device.sdk import NAMES, detect
+    from nanodet_mcu.errors import NanodetError
+
+    root = os.environ.get("MCUX_SDK_ROOT")
+    try:
+        tree = detect(root) if root else None
+    except NanodetError:
+        return
+    if tree is not None and tree.sdk != sdk:
+        print(f"nanodet-mcu generate: note: MCUX_SDK_ROOT={root} holds {NAMES[tree.sdk]}; this project needs "
+              f"{NAMES[sdk]} (generate with --sdk {tree.sdk} for that tree)", file=sys.stderr)

@@ -43,11 +43,11 @@ class Project:
     out_dir: Path
     board: str
     engine: str
-    family: str
     arena_bytes: int
     placement: Placement
     files: list[str] = field(default_factory=list)
     flash_bytes: dict[str, int] = field(default_factory=dict)  # estimate of the big read-only items
+    family: str = ""  # the project family (boards.FAMILIES): which build files, which SDK
 
     @property
     def warning(self) -> str | None:
@@ -314,7 +314,7 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
         raise
     if placement.warning:
         log(f"nanodet-mcu generate: {placement.warning}")
-    return Project(out, board.name, engine, family.name, arena, placement, sorted(manifest["files"]), flash)
+    return Project(out, board.name, engine, arena, placement, sorted(manifest["files"]), flash, family.name)
 
 
 def _user_tflm(family: boards.Family, board: boards.Board, engine: str, include: list[str | Path],

@@ -3,8 +3,10 @@
 Schema (every key required unless marked optional):
 
     name, description            board id (= file stem) and a one-line description
-    family                       template family: templates/<family>/ holds its build files
-                                 ("mcux-armgcc": MCUXpresso SDK armgcc CMake; "gcc-make": plain Makefile)
+    family                       the default project family (FAMILIES below): its templates/<family>/ holds the
+                                 build files ("mcuxsdk": the current MCUXpresso SDK, west layout 24.12+;
+                                 "mcux-armgcc": the classic MCUXpresso SDK 2.x armgcc CMake; "gcc-make": Makefile)
+    families (optional)          every family the board supports, `family` among them (generate --sdk picks one)
     default_engine, engines      "tflm" | "aot"
     layer                        board layer directory firmware/<layer>/ (copied into the project)
     emulated_by (optional)       the emulator that runs this board (nothing to flash; `flash` points to emulate)
@@ -30,6 +32,17 @@ Schema (every key required unless marked optional):
              defines, asm_defines, components (CONFIG_USE_<component>), config (CONFIG_<x>=<v> settings),
              tflm_components, tflm_prebuilt_components, tflm_defines (eIQ TFLM middleware),
              linkserver ("<device>:<board>" names), pyocd_target
+    [mcuxsdk] (mcuxsdk family)   boards (the SDK's board names, first = default), core_id ("" on single-core
+             devices; the SDK then names the ELF <project>_<core_id>.elf), cpu_define (what the SDK defines for the
+             part, for checks compiling the board layer alone), device_dir (the device folder under the SDK root),
+             build_config (CMAKE_BUILD_TYPE / west --config: it picks the device linker file), kconfig (this
+             board's CONFIG_...=<v> lines for prj.conf), linkserver, pyocd_target (as in [sdk])
+    [[linker_sections]] (optional) extra output sections the mcux families add to the SDK's device linker file,
+             ahead of its .bss, besides the tensor arena's (which [[memory]] places):
+             name (".nd_<x>"), inputs (input section patterns), region (the linker file's MEMORY region; a
+             [[memory]] region with define_region is defined by the project), load ("noload": not in the image and
+             never zeroed; "copy": its image follows the SDK's load images in flash and nd_board_init copies it
+             from __nd_<x>_load__ to __nd_<x>_start__..__nd_<x>_end__), engines (optional: only for these engines)
 """
 from __future__ import annotations
 
@@ -57,13 +70,39 @@ _REQUIRED = {
     "flexram": {"bank_bytes": int, "banks": int, "itcm_banks": int, "dtcm_banks": int, "ocram_banks": int,
                 "bank_cfg_registers": list, "tcm_size_register": str, "itcm_address": int, "itcm_linker_region": str},
     "build": {"linker_script": str, "cflags": list, "ldflags": list},
+    "mcuxsdk": {"boards": list, "core_id": str, "cpu_define": str, "device_dir": str, "build_config": str,
+                "kconfig": list, "linkserver": list, "pyocd_target": str},
+    "linker_sections": {"name": str, "inputs": list, "region": str, "load": str},
     "sdk": {"boards": list, "device": str, "core_id": str, "cpu_define": str, "build_config": str,
             "linker_script": str, "board_sources": list, "board_include_dirs": list, "defines": list,
             "asm_defines": list, "components": list, "config": list, "tflm_components": list,
             "tflm_prebuilt_components": list,
             "tflm_defines": list, "linkserver": list, "pyocd_target": str},
 }
-_FAMILY_TABLE = {"gcc-make": "build", "mcux-armgcc": "sdk"}
+
+
+@dataclass(frozen=True)
+class Family:
+    """A kind of generated project: the board table it reads, the SDK layout it builds with (generate --sdk) and
+    its template directories (shared ones first, templates/<name>/ last)."""
+    name: str
+    table: str
+    sdk: str  # "" = no SDK
+    shared: tuple[str, ...] = ()
+    core_suffixed_elf: bool = False  # the build names the ELF <project>_<core_id>.elf when the table has a core_id
+
+    @property
+    def template_dirs(self) -> tuple[str, ...]:
+        return (*self.shared, self.name)
+
+
+FAMILIES = {f.name: f for f in (
+    Family("gcc-make", "build", ""),
+    Family("mcuxsdk", "mcuxsdk", "mcuxsdk", ("mcux-common",), core_suffixed_elf=True),
+    Family("mcux-armgcc", "sdk", "classic", ("mcux-common",)),
+)}
+SDKS = tuple(f.sdk for f in FAMILIES.values() if f.sdk)  # generate --sdk choices, the current SDK first
+SECTION_LOADS = ("noload", "copy")
 FLEXRAM_KINDS = {"ocram": 1, "dtcm": 2, "itcm": 3}  # FLEXRAM_BANK_CFG 2-bit codes (0 = bank unused)
 
 
@@ -145,7 +184,35 @@ class Board:
 
     @property
     def family(self) -> str:
+        """The default family's name."""
         return self.data["family"]
+
+    @property
+    def families(self) -> list[str]:
+        return list(self.data.get("families", [self.data["family"]]))
+
+    def family_for(self, sdk: str | None = None) -> Family:
+        """The family generate --sdk `sdk` selects (None: the board's default)."""
+        if sdk is None:
+            return FAMILIES[self.family]
+        if sdk not in SDKS:
+            raise NanodetError(f"--sdk must be one of {', '.join(SDKS)}, not '{sdk}'")
+        found = [FAMILIES[f] for f in self.families if FAMILIES[f].sdk == sdk]
+        if not found:
+            offered = [FAMILIES[f].sdk for f in self.families if FAMILIES[f].sdk]
+            if not offered:
+                raise NanodetError(f"{self.name} builds without an MCUXpresso SDK ({self.family}): --sdk does not "
+                                   "apply to it")
+            raise NanodetError(f"{self.name} has no '{sdk}' project; --sdk {' or '.join(offered)}")
+        return found[0]
+
+    def sdk_table(self, family: str) -> dict:
+        """The board table a family reads ([mcuxsdk], [sdk], [build])."""
+        return self.data[FAMILIES[family].table]
+
+    def linker_sections(self, engine: str) -> list[dict]:
+        """[[linker_sections]] that apply to this engine."""
+        return [s for s in self.data.get("linker_sections", []) if engine in s.get("engines", ENGINES)]
 
     @property
     def default_engine(self) -> str:
@@ -243,19 +310,49 @@ def validate(data: dict, where: str) -> None:
             size = region["size"]
         if not 0 <= region["reserved"] < size:
             raise NanodetError(f"{where} [[memory]] {region['name']}: reserved must be in [0, size)")
-    family_table = _FAMILY_TABLE.get(data["family"])
-    if family_table is None:
-        raise NanodetError(f"{where}: unknown family '{data['family']}' (known: {', '.join(sorted(_FAMILY_TABLE))})")
-    if family_table not in data:
-        raise NanodetError(f"{where}: family {data['family']} needs a [{family_table}] table")
-    _check_table(f"{where} [{family_table}]", data[family_table], _REQUIRED[family_table])
-    if not (TEMPLATES_DIR / data["family"]).is_dir():
-        raise NanodetError(f"{where}: no templates/{data['family']}/ directory")
+    families = data.get("families", [data["family"]])
+    if not isinstance(families, list) or data["family"] not in families:
+        raise NanodetError(f"{where}: 'families' must be a list that includes family '{data['family']}'")
+    for name in families:
+        family = FAMILIES.get(name)
+        if family is None:
+            raise NanodetError(f"{where}: unknown family '{name}' (known: {', '.join(sorted(FAMILIES))})")
+        if family.table not in data:
+            raise NanodetError(f"{where}: family {name} needs a [{family.table}] table")
+        _check_table(f"{where} [{family.table}]", data[family.table], _REQUIRED[family.table])
+        for sub in family.template_dirs:
+            if not (TEMPLATES_DIR / sub).is_dir():
+                raise NanodetError(f"{where}: no templates/{sub}/ directory")
+    _check_linker_sections(data, where)  # after the families are known to exist
     bad = [e for e in data["engines"] if e not in ENGINES]
     if bad or data["default_engine"] not in data["engines"]:
         raise NanodetError(f"{where}: engines must be among {ENGINES} and include default_engine")
     if data["timer"]["kind"] not in TIMER_KINDS:
         raise NanodetError(f"{where}: timer kind must be one of {TIMER_KINDS}")
+
+
+def _check_linker_sections(data: dict, where: str) -> None:
+    sections = data.get("linker_sections", [])
+    if not isinstance(sections, list):
+        raise NanodetError(f"{where}: [[linker_sections]] must be an array of tables")
+    # Only the mcux families write the linker file (templates/mcux-common/nd_linker.cmake.j2).
+    unplaced = [f for f in data.get("families", [data["family"]]) if "mcux-common" not in FAMILIES[f].shared]
+    if sections and unplaced:
+        raise NanodetError(f"{where}: [[linker_sections]] need an MCUXpresso family; {unplaced[0]} has its own "
+                           "linker script")
+    seen = {".nd_arena"}  # the arena's own output section
+    for i, s in enumerate(sections):
+        _check_table(f"{where} [[linker_sections]] #{i + 1}", s, _REQUIRED["linker_sections"])
+        name = s["name"]
+        if not name.startswith(".nd_") or not name[1:].isidentifier() or name in seen:
+            raise NanodetError(f"{where} [[linker_sections]] {name}: the name must be a new '.nd_<identifier>'")
+        seen.add(name)
+        if s["load"] not in SECTION_LOADS:
+            raise NanodetError(f"{where} [[linker_sections]] {name}: load must be one of {SECTION_LOADS}")
+        if not s["inputs"] or not all(isinstance(p, str) and p for p in s["inputs"]):
+            raise NanodetError(f"{where} [[linker_sections]] {name}: inputs must be non-empty strings")
+        if not set(s.get("engines", ENGINES)) <= set(ENGINES):
+            raise NanodetError(f"{where} [[linker_sections]] {name}: engines must be among {ENGINES}")
 
 
 @cache

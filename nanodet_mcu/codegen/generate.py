@@ -37,7 +37,7 @@ MANIFEST = "project.json"
 # TFLM's arena figure is measured on the host (64-bit pointers make its bookkeeping structs larger than on the
 # Cortex-M7), so it already over-covers the device; the margin absorbs allocator alignment and version differences.
 TFLM_ARENA_MARGIN = 16 * 1024
-ELF = "build/nanodet.elf"  # what every family's build.sh produces, relative to the project
+ELF = "build/nanodet.elf"  # what a family's build produces, relative to the project (but see elf_path)
 
 
 @dataclass
@@ -49,6 +49,7 @@ class Project:
     placement: Placement
     files: list[str] = field(default_factory=list)
     flash_bytes: dict[str, int] = field(default_factory=dict)  # estimate of the big read-only items
+    family: str = ""  # the project family (boards.FAMILIES): which build files, which SDK
 
     @property
     def warning(self) -> str | None:
@@ -171,11 +172,15 @@ def _with_aot_hint(placement: Placement, info: model_info.ModelInfo, board: boar
 
 
 def _render_dir(env, sub: str, dest: Path, ctx: dict, written: list[str]) -> None:
+    """Every templates/<sub>/*.j2 into dest; a template that renders to whitespace only is not written (a file that
+    exists for some engines only, e.g. the TFLM-from-sources overlay)."""
     for tpl in sorted((TEMPLATES_DIR / sub).glob("*.j2")):
         name = tpl.name[:-3]
         if (dest / name).exists():
             raise NanodetError(f"templates/{sub}/{tpl.name} would overwrite {name} (also written by another part)")
         text = env.get_template(f"{sub}/{tpl.name}").render(**ctx)
+        if not text.strip():
+            continue
         (dest / name).write_text(text)
         if name.endswith(".sh"):
             (dest / name).chmod(0o755)
@@ -215,20 +220,47 @@ def _sources(files: list[str]) -> dict[str, list[str]]:
     return by_kind
 
 
+def elf_path(board: boards.Board, family: boards.Family) -> str:
+    """Where the family's build writes the ELF: build/nanodet.elf, or build/nanodet_<core_id>.elf where the build
+    names the target after the core (the current MCUXpresso SDK on a multicore device)."""
+    core_id = board.sdk_table(family.name).get("core_id", "") if family.core_suffixed_elf else ""
+    return f"build/nanodet_{core_id}.elf" if core_id else ELF
+
+
+def linker_sections(board: boards.Board, engine: str, arena: boards.MemoryRegion) -> list[dict]:
+    """Output sections an mcux project adds to the SDK's linker file: the arena's, then the board file's
+    [[linker_sections]] for this engine; each with its symbol stem (the name without the dot)."""
+    arena_section = {"name": ".nd_arena", "inputs": [arena.section], "region": arena.linker_region, "load": "noload"}
+    return [{**s, "stem": s["name"][1:]} for s in [arena_section, *board.linker_sections(engine)]]
+
+
+def defined_regions(board: boards.Board, sections: list[dict]) -> list[tuple[str, int, int]]:
+    """(MEMORY region, ORIGIN, LENGTH) of the [[memory]] regions with define_region that a section is placed in."""
+    used = {s["region"] for s in sections}
+    out = []
+    for r in board.memory:
+        if r.define_region and r.linker_region in used and r.linker_region not in [name for name, _, _ in out]:
+            out.append((r.linker_region, r.address, r.size))
+    return out
+
+
 def generate(board_name: str, model: str | Path, engine: str | None = None, out_dir: str | Path | None = None,
              embed_images: list[str | Path] = (), force: bool = False, log=None,
              tflm_include: list[str | Path] = (), tflm_lib: str | Path | None = None, profile: bool = False,
-             tflm_stock_transpose: bool = False) -> Project:
+             tflm_stock_transpose: bool = False, sdk: str | None = None) -> Project:
     """Render the project; returns what was written.  Warnings (arena in SDRAM) also go to `log` (stderr).
 
     profile: the build's default turns the per-step instrumentation on (verify --profile / --bisect).
-    tflm_stock_transpose: register the TFLM's own TRANSPOSE kernel instead of the reference one (diagnosing a TFLM)."""
+    tflm_stock_transpose: register the TFLM's own TRANSPOSE kernel instead of the reference one (diagnosing a TFLM).
+    sdk: the SDK layout of an RT project ("mcuxsdk": the current west SDK, "classic": mcux-sdk 2.x); None takes the
+    board's default family."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     board = boards.load(board_name)
+    family = board.family_for(sdk)
     engine = engine or board.default_engine
     if engine not in board.engines:
         raise NanodetError(f"board {board.name} supports engines {', '.join(board.engines)}, not '{engine}'")
-    user_tflm = _user_tflm(board, engine, tflm_include, tflm_lib)
+    user_tflm = _user_tflm(family, board, engine, tflm_include, tflm_lib)
     if tflm_stock_transpose and engine != "tflm":
         raise NanodetError("--tflm-stock-transpose applies to the tflm engine only")
     out = Path(out_dir) if out_dir is not None else default_out_dir(board.name, engine)
@@ -257,13 +289,17 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
         if sum(flash.values()) > flash_size:
             raise NanodetError(f"model constants and {len(images)} embedded image(s) need {sum(flash.values())} bytes, "
                                f"more than the {flash_size} bytes of {board.data['flash']['name']}; embed fewer images")
+        sections = linker_sections(board, engine, placement.region)
         ctx = {
             "version": __version__, "board": board.data, "engine": engine, "model_sha256": info.sha256,
+            "family": family.name, "sdk": board.sdk_table(family.name), "linker_sections": sections,
+            "defined_regions": defined_regions(board, sections),
+            "copy_sections": [s["stem"] for s in sections if s["load"] == "copy"],
             "model_name": Path(info.path).name, "model_bytes": info.size, "quant": _quant_defines(layout),
             "lut_rows": [int_values(row) for row in lut], "post_params": post_params, "max_detections":
             spec.MAX_DETECTIONS, "input_size": spec.INPUT_SIZE, "images": images, "arena_bytes": arena,
             "arena_region": placement.region, "arena_warning": placement.warning, "arena_text": placement.describe(),
-            "elf": ELF, "flexram": board.flexram, "resized_regions": board.resized_linker_regions,
+            "elf": elf_path(board, family), "flexram": board.flexram, "resized_regions": board.resized_linker_regions,
             "arch_flags": board.arch_flags, "profile": profile, "tflm_stock_transpose": tflm_stock_transpose,
             **user_tflm, **engine_ctx,
         }
@@ -274,8 +310,10 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
         _copy_layer(board.layer_dir, tmp, written)
         _copy_model(info, tmp, written)
         ctx["sources"] = _sources(written)
-        _render_dir(env, board.family, tmp, ctx, written)
-        manifest = {"board": board.name, "engine": engine, "model_sha256": info.sha256, "arena_bytes": arena,
+        for sub in family.template_dirs:
+            _render_dir(env, sub, tmp, ctx, written)
+        manifest = {"board": board.name, "engine": engine, "family": family.name, "sdk": family.sdk,
+                    "model_sha256": info.sha256, "arena_bytes": arena,
                     "arena_region": placement.region.name, "elf": ctx["elf"],
                     "generated_by": f"nanodet-mcu {__version__}", "flash_bytes_estimate": flash,
                     "profile": profile, "tflm_stock_transpose": tflm_stock_transpose,
@@ -290,10 +328,11 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
         raise
     if placement.warning:
         log(f"nanodet-mcu generate: {placement.warning}")
-    return Project(out, board.name, engine, arena, placement, sorted(manifest["files"]), flash)
+    return Project(out, board.name, engine, arena, placement, sorted(manifest["files"]), flash, family.name)
 
 
-def _user_tflm(board, engine: str, include: list[str | Path], lib: str | Path | None) -> dict:
+def _user_tflm(family: boards.Family, board: boards.Board, engine: str, include: list[str | Path],
+               lib: str | Path | None) -> dict:
     """A TFLM the user supplies (include dirs + static library), recorded as the project's build defaults.
 
     Only a project that builds TFLM-free of any SDK takes one: the MCUXpresso projects use the SDK's eIQ TFLM."""
@@ -301,7 +340,7 @@ def _user_tflm(board, engine: str, include: list[str | Path], lib: str | Path | 
         return {"tflm_include": [], "tflm_lib": ""}
     if engine != "tflm":
         raise NanodetError("--tflm-include/--tflm-lib apply to the tflm engine only")
-    if board.family != "gcc-make":
+    if family.sdk:
         raise NanodetError(f"{board.name} projects take TFLM from the MCUXpresso SDK (MCUX_SDK_ROOT), "
                            "not --tflm-include/--tflm-lib")
     dirs = [Path(d).resolve() for d in include]

@@ -12,10 +12,13 @@ FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Wal
 COMMON="$ROOT/firmware/common"
 mkdir -p "$WORK/corpus_protocol" "$WORK/corpus_app"
 cp "$ROOT"/tests/golden/*.bin "$WORK/corpus_protocol/"
-cp "$ROOT"/fuzz/seeds_app/*.bin "$WORK/corpus_app/"
+# fuzz_app's seeds are whole sessions (a 307200-byte upload in 4 KB frames...): -max_len must cover them
+python3 "$ROOT/fuzz/make_seeds.py" "$WORK/corpus_app"
+APP_MAX_LEN=400000
 $CC $FLAGS -I"$COMMON" "$ROOT/fuzz/fuzz_protocol.c" "$COMMON/nd_protocol.c" -o "$WORK/fuzz_protocol"
 $CC $FLAGS -I"$ROOT/fuzz/host" -I"$COMMON" "$ROOT/fuzz/fuzz_app.c" "$COMMON/nd_protocol.c" \
     "$COMMON/nd_postprocess.c" "$COMMON/nd_steps.c" -o "$WORK/fuzz_app"
 cd "$WORK"
 ./fuzz_protocol -max_total_time="$HALF" -max_len=9000 -print_final_stats=1 corpus_protocol
-./fuzz_app -max_total_time="$HALF" -max_len=9000 -print_final_stats=1 corpus_app
+./fuzz_app -max_total_time="$HALF" -max_len="$APP_MAX_LEN" -dict="$ROOT/fuzz/fuzz_app.dict" -print_final_stats=1 \
+    corpus_app

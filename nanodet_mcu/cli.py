@@ -2,14 +2,21 @@
 
 Each module in nanodet_mcu/commands/ defines `add_arguments(parser)` and `run(args) -> int`.  Importing only the
 chosen one keeps `verify` or `generate --help` from paying TensorFlow's import time.
+
+Whatever goes wrong, the user gets one line on stderr and a non-zero exit: 1 for a failure (NanodetError, or an
+unexpected exception, reported as an internal error; NANODET_MCU_TRACEBACK=1 prints its traceback), 2 for a bad
+command line, 130 for Ctrl-C before the command's outputs were committed (after that the command finishes).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import traceback
 
-from nanodet_mcu import __version__
+from nanodet_mcu import __version__, outputs
 from nanodet_mcu.errors import NanodetError
 
 COMMANDS = {
@@ -26,8 +33,19 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors on one line (the usage itself is one --help away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "(no message)"
+
+
 def _parser(selected: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nanodet-mcu", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="nanodet-mcu", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"nanodet-mcu {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
@@ -38,22 +56,42 @@ def _parser(selected: str | None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    program = argv is None  # the console script: own the process's signals to the end
     argv = sys.argv[1:] if argv is None else argv
-    selected = next((a for a in argv if not a.startswith("-")), None)
-    selected = selected if selected in COMMANDS else None
-    parser = _parser(selected)
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
+    command = None
+    outputs.HOLD_INTERRUPTS_AFTER_COMMIT = program
     try:
-        return int(importlib.import_module(f"nanodet_mcu.commands.{args.command}").run(args) or 0)
+        selected = next((a for a in argv if not a.startswith("-")), None)
+        selected = selected if selected in COMMANDS else None
+        parser = _parser(selected)
+        args = parser.parse_args(argv)
+        command = args.command
+        if command is None:
+            parser.print_help()
+            return 2
+        return int(importlib.import_module(f"nanodet_mcu.commands.{command}").run(args) or 0)
     except NanodetError as exc:
-        print(f"nanodet-mcu {args.command}: error: {exc}", file=sys.stderr)
+        _error(command, str(exc))
         return 1
     except KeyboardInterrupt:
-        print(f"nanodet-mcu {args.command}: interrupted", file=sys.stderr)
+        _error(command, "interrupted", "")
         return 130
+    except BrokenPipeError:  # `nanodet-mcu inspect ... | head`: the reader left, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:  # a bug: still one line; the traceback on request
+        if os.environ.get("NANODET_MCU_TRACEBACK"):
+            traceback.print_exc()
+        _error(command, f"internal error: {type(exc).__name__}: {exc} (a bug in nanodet-mcu: please report it; "
+                        "NANODET_MCU_TRACEBACK=1 prints the traceback)")
+        return 1
+    finally:
+        if program:  # an interrupt during the interpreter's teardown must not turn the exit into -2
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _error(command: str | None, message: str, prefix: str = "error: ") -> None:
+    print(f"nanodet-mcu{' ' + command if command else ''}: {prefix}{_one_line(message)}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

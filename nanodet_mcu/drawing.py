@@ -1,4 +1,5 @@
 """Boxes and labels drawn on an image (PIL), for `detect --out-dir`."""
+import io
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,16 @@ def output_format(source: str | Path, choice: str = "auto") -> str:
     return "jpg" if Path(source).suffix.lower() in (".jpg", ".jpeg") else "png"
 
 
-def save(image: Image.Image, out_dir: str | Path, stem: str, fmt: str) -> Path:
+def encode(image: Image.Image, fmt: str) -> tuple[str, bytes]:
+    """(file suffix, file contents) of the image in format `fmt`: detect stages its outputs and writes them together."""
     pil_format, suffix, options = FORMATS[fmt]
+    buf = io.BytesIO()
+    image.save(buf, pil_format, **options)
+    return suffix, buf.getvalue()
+
+
+def save(image: Image.Image, out_dir: str | Path, stem: str, fmt: str) -> Path:
+    suffix, data = encode(image, fmt)
     path = Path(out_dir) / f"{stem}{suffix}"
-    image.save(path, pil_format, **options)
+    path.write_bytes(data)
     return path

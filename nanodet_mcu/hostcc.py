@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from nanodet_mcu import outputs
 from nanodet_mcu.errors import NanodetError
 
 DEFAULT_FLAGS = ("-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared")
@@ -20,6 +21,11 @@ def cache_dir() -> Path:
     base = os.environ.get("NANODET_MCU_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "nanodet-mcu")
     return Path(base) / "hostcc"
+
+
+def cache_error(exc: OSError) -> NanodetError:
+    return NanodetError(f"cannot use the cache directory {cache_dir().parent} ({exc.strerror or exc}: "
+                        f"{exc.filename}); set NANODET_MCU_CACHE to a writable directory")
 
 
 def compiler() -> str:
@@ -44,14 +50,22 @@ def build_shared_library(name: str, sources: list[Path], include_dirs: list[Path
     lib = out_dir / f"lib{name}.so"
     if lib.exists():
         return lib
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=out_dir, suffix=".so", delete=False) as tmp:
-        tmp_path = Path(tmp.name)
-    cmd = [cc, *flags, *(f"-I{d}" for d in include_dirs), *map(str, sources), "-o", str(tmp_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
+    try:
+        created = outputs.make_dirs(out_dir)
+        with tempfile.NamedTemporaryFile(dir=out_dir, suffix=".so", delete=False) as tmp:
+            tmp_path = Path(tmp.name)
+    except OSError as exc:
+        raise cache_error(exc) from None
+    try:
+        cmd = [cc, *flags, *(f"-I{d}" for d in include_dirs), *map(str, sources), "-o", str(tmp_path)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            lines = proc.stderr.strip().splitlines()
+            first = next((ln for ln in lines if "error" in ln), lines[0] if lines else f"{cc} exit {proc.returncode}")
+            raise NanodetError(f"host build of {name} failed: {first.strip()}")
+        tmp_path.replace(lib)  # atomic: a concurrent or interrupted build never leaves a half-written library
+    except BaseException:  # a failed or interrupted build leaves nothing in the cache
         tmp_path.unlink(missing_ok=True)
-        first = (proc.stderr.strip().splitlines() or ["(no output)"])[0]
-        raise NanodetError(f"host build of {name} failed: {first}")
-    tmp_path.replace(lib)  # atomic: a concurrent or interrupted build never leaves a half-written library
+        outputs.remove_dirs(created)
+        raise
     return lib

@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import os
 import re
+import signal
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -88,8 +89,9 @@ def load(source: str | Path | bytes) -> ModelInfo:
     s = schema()
     try:
         model = s.Model.GetRootAsModel(data, 0)
+        _check_structure(s, model, len(data))
         if model.SubgraphsLength() != 1:
-            raise NanodetError(f"{path}: expected one subgraph, found {model.SubgraphsLength()}")
+            raise NanodetError(f"expected one subgraph, found {model.SubgraphsLength()}")
         sub = model.Subgraphs(0)
         names = builtin_op_names()
         codes = [max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
@@ -111,12 +113,42 @@ def load(source: str | Path | bytes) -> ModelInfo:
                 params += int(np.prod(t.ShapeAsNumpy()))
         inputs = [_tensor_info(sub, int(i)) for i in sub.InputsAsNumpy()]
         outputs = [_tensor_info(sub, int(i)) for i in sub.OutputsAsNumpy()]
-    except NanodetError:
-        raise
-    except Exception as exc:  # flatbuffers raises assorted errors on garbage
-        raise NanodetError(f"{path} is not a readable TFLite model ({type(exc).__name__}: {exc})") from exc
+    except NanodetError as exc:
+        raise NanodetError(f"{path} is not a valid .tflite model: {exc}") from None
+    except Exception as exc:  # flatbuffers raises assorted errors on garbage: struct.error, IndexError...
+        raise NanodetError(f"{path} is not a valid .tflite flatbuffer (corrupt or truncated: an offset points "
+                           f"outside the file)") from exc
     return ModelInfo(path, data, hashlib.sha256(data).hexdigest(), inputs, outputs, ops, params, macs,
                      dict(sorted(Counter(ops).items())))
+
+
+def _check_structure(s, model, size: int) -> None:
+    """Touch every table of the flatbuffer (the object API unpacks them all: a corrupt offset fails here, not in
+    whatever reads that field later) and check the indices between them: operator codes, tensors, buffers."""
+    m = s.ModelT.InitFromObj(model)
+    codes = len(m.operatorCodes or [])
+    buffers = len(m.buffers or [])
+    for b, buf in enumerate(m.buffers or []):
+        if buf.offset > 1 and buf.offset + buf.size > size:
+            raise NanodetError(f"buffer {b} lies past the end of the file ({buf.offset} + {buf.size} > {size} bytes)")
+    for g, sub in enumerate(m.subgraphs or []):
+        tensors = sub.tensors or []
+        for i, t in enumerate(tensors):
+            if not 0 <= t.buffer < buffers:
+                raise NanodetError(f"tensor {i} refers to buffer {t.buffer} of {buffers}")
+            if t.shape is not None and any(d < 0 for d in t.shape):
+                raise NanodetError(f"tensor {i} has a negative dimension {list(t.shape)}")
+        for what, indices in (("input", sub.inputs), ("output", sub.outputs)):
+            for ti in indices if indices is not None else []:
+                if not 0 <= ti < len(tensors):
+                    raise NanodetError(f"subgraph {g} {what} refers to tensor {ti} of {len(tensors)}")
+        for k, op in enumerate(sub.operators or []):
+            if not 0 <= op.opcodeIndex < codes:
+                raise NanodetError(f"operator {k} has opcode index {op.opcodeIndex} of {codes}")
+            for what, indices in (("input", op.inputs), ("output", op.outputs)):
+                for ti in indices if indices is not None else []:
+                    if not (-1 if what == "input" else 0) <= ti < len(tensors):
+                        raise NanodetError(f"operator {k} {what} refers to tensor {ti} of {len(tensors)}")
 
 
 @dataclass(frozen=True)
@@ -222,15 +254,62 @@ def _captured_output(fd: int = 2):
             buf.append(tmp.read().decode(errors="replace"))
 
 
+def _log_reason(log: str, exc: BaseException) -> str:
+    """A C++ runtime's error log (TFLM, TFLite) in one line: which node failed, then the check that failed."""
+    text = re.sub(r"\.?(Node (number )?\w)", r"\n\1", f"{log}\n{exc}")  # TFLite glues "...not true.Node number 1"
+    lines = [ln.strip().rstrip(".") for ln in text.splitlines()
+             if ln.strip() and not re.match(r"\s*(INFO|WARNING|[IW]\d{4} )", ln)]  # informational log lines
+    lines = [re.sub(r"^\S*/(\w+\.cc:\d+)", r"\1", ln) for ln in lines]  # tensorflow/lite/.../x.cc:88 -> x.cc:88
+    node = [ln for ln in lines if re.search(r"\bNode\b.*failed to prepare", ln)]
+    rest = list(dict.fromkeys(ln for ln in lines if ln not in node and "failed to allocate" not in ln.lower()))
+    return "; ".join(node[:1] + rest[:2]) or type(exc).__name__
+
+
+def crash_in_child(load) -> str | None:
+    """Run `load()` in a forked child first: the C++ runtimes (tflite-micro, TensorFlow Lite) abort or segfault on
+    some corrupt models (operands that make no sense for their op) instead of returning an error, which would kill
+    the command with no message.  The name of the signal that killed the child, or None when it survived (refusals
+    it raises are reported by the caller's own load)."""
+    if not hasattr(os, "fork"):
+        return None
+    pid = os.fork()
+    if pid == 0:  # the child: the load, then out without running any Python cleanup
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            load()
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return signal.Signals(os.WTERMSIG(status)).name if os.WIFSIGNALED(status) else None
+
+
+def crash_message(runtime: str, what: str, sig: str) -> str:
+    return (f"{runtime} refuses {what}: loading it crashes {runtime} ({sig}); the model's operators and tensors do "
+            "not fit together (corrupt or hand-edited model?)")
+
+
+def tflm_interpreter(data: bytes, what: str):
+    """tflite-micro's Python interpreter for a model, its load errors (logged by C++ on stderr) as one NanodetError."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    crash = crash_in_child(lambda: runtime.Interpreter.from_bytes(data))
+    if crash:
+        raise NanodetError(crash_message("tflite-micro", what, crash))
+    failure = None
+    with _captured_output() as log:
+        try:
+            return runtime.Interpreter.from_bytes(data)
+        except Exception as exc:  # the binding raises RuntimeError, ValueError...
+            failure = exc
+    raise NanodetError(f"tflite-micro refuses {what}: {_log_reason(''.join(log), failure)}") from failure
+
+
 def tflm_arena_bytes(data: bytes) -> int:
     """Arena bytes tflite-micro's allocator uses for this model (host build: 64-bit pointers, so slightly more than on
     a Cortex-M, where TFLM's structs are smaller)."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    try:
-        interp = runtime.Interpreter.from_bytes(data)
-    except Exception as exc:
-        raise NanodetError(f"tflite-micro cannot load the model: {exc}") from exc
+    interp = tflm_interpreter(data, "the model")
     with _captured_output() as out:
         interp.print_allocations()
     m = re.search(r"Arena allocation total (\d+) bytes", "".join(out))

@@ -19,13 +19,25 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 def load_rgb(path: str | Path) -> np.ndarray:
     """Decode an image file to HxWx3 uint8 RGB."""
-    from PIL import Image, UnidentifiedImageError
+    import warnings
+
+    from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise NanodetError(f"cannot read image {path}: {exc}") from exc
+        with warnings.catch_warnings():
+            # Over Pillow's pixel limit it warns, over twice the limit it refuses (DecompressionBombError): both are
+            # refused here, on one line, before gigabytes are allocated.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise NanodetError(f"cannot read image {path}: {_one_line(exc)}") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:  # Pillow's decoders raise all of these
+        raise NanodetError(f"cannot read image {path}: {_one_line(exc) or type(exc).__name__}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def resize_rgb(rgb: np.ndarray, size: int = spec.INPUT_SIZE) -> np.ndarray:

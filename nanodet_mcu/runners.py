@@ -6,6 +6,7 @@ boxes 1x10x10x32) int8, whatever order the model stores them in.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -30,17 +31,17 @@ class TflmRunner(Runner):
 
     def __init__(self, info):
         super().__init__(info)
-        from tflite_micro.python.tflite_micro import runtime
-
-        try:
-            self._interp = runtime.Interpreter.from_bytes(info.data)
-        except Exception as exc:
-            raise NanodetError(f"tflite-micro cannot load {info.path}: {exc}") from exc
+        self._interp = model_info.tflm_interpreter(info.data, info.path)
 
     def run(self, x):
-        self._interp.set_input(np.ascontiguousarray(x, np.int8), 0)
-        self._interp.invoke()
-        outs = [self._interp.get_output(i).copy() for i in range(2)]
+        try:
+            with model_info._captured_output() as log:
+                self._interp.set_input(np.ascontiguousarray(x, np.int8), 0)
+                self._interp.invoke()
+                outs = [self._interp.get_output(i).copy() for i in range(2)]
+        except Exception as exc:  # the binding raises RuntimeError with TFLM's log on stderr
+            raise NanodetError(f"tflite-micro failed to run {self.info.path}: "
+                               f"{model_info._log_reason(''.join(log), exc)}") from exc
         return outs[self.layout.scores_index], outs[self.layout.boxes_index]
 
 
@@ -49,14 +50,36 @@ class TfliteRunner(Runner):
 
     def __init__(self, info):
         super().__init__(info)
-        import tensorflow as tf
+        with model_info._captured_output():  # TensorFlow's import and the interpreter log to stderr from C++
+            import tensorflow as tf
 
-        self._interp = tf.lite.Interpreter(model_content=info.data, num_threads=1)
-        self._interp.allocate_tensors()
+        def load():
+            interp = tf.lite.Interpreter(model_content=info.data, num_threads=1)
+            interp.allocate_tensors()
+            interp.invoke()  # some corrupt models crash TensorFlow Lite only when run
+            return interp
+
+        failure = None
+        with model_info._captured_output() as log, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+            crash = model_info.crash_in_child(load)
+            if crash:
+                raise NanodetError(model_info.crash_message("TensorFlow Lite", info.path, crash))
+            try:
+                self._interp = load()
+            except Exception as exc:  # RuntimeError or ValueError with the failing node
+                failure = exc
+        if failure is not None:
+            raise NanodetError(f"TensorFlow Lite refuses {info.path}: {model_info._log_reason(''.join(log), failure)}"
+                               ) from failure
 
     def run(self, x):
-        self._interp.set_tensor(self._interp.get_input_details()[0]["index"], np.ascontiguousarray(x, np.int8))
-        self._interp.invoke()
+        try:
+            self._interp.set_tensor(self._interp.get_input_details()[0]["index"], np.ascontiguousarray(x, np.int8))
+            self._interp.invoke()
+        except Exception as exc:
+            raise NanodetError(f"TensorFlow Lite failed to run {self.info.path}: {model_info._log_reason('', exc)}"
+                               ) from exc
         outs = [self._interp.get_tensor(d["index"]).copy() for d in self._interp.get_output_details()]
         return outs[self.layout.scores_index], outs[self.layout.boxes_index]
 

@@ -105,6 +105,18 @@ def _shuffle_case(kind: str):
     return f, [(1, 6, 5, 2 * c)], [(-2.0, 2.0)]
 
 
+def _nanodet_shaped():
+    """Not NanoDet, but its int8 I/O shapes (one 32x32/32 conv per output, a LOGISTIC on the scores): generate
+    takes it for a NanoDet model, so its AOT C must build (a 3072-tap conv has no fast path, issue 16)."""
+    import tensorflow as tf
+
+    w_scores, w_boxes = _w(32, 32, 3, 80, scale=0.05), _w(32, 32, 3, 32, scale=0.05)
+
+    def f(x):
+        return (tf.math.sigmoid(tf.nn.conv2d(x, w_scores, 32, "VALID")), tf.nn.conv2d(x, w_boxes, 32, "VALID"))
+    return f, [(1, 320, 320, 3)], [(-2.0, 2.0)]
+
+
 def _unary(in_shape, fn, rng=(-1.0, 1.0)):
     return fn, [in_shape], [rng]
 
@@ -185,6 +197,7 @@ def _cases():
             b, [7, 5], align_corners=True)), [(1, 7, 5, 12), (1, 4, 3, 12)], [(-1.0, 1.0), (-1.0, 1.0)]),
         "stem_pad_maxpool": lambda: _stem("pad"),
         "stem_replicate_maxpool": lambda: _stem("replicate"),
+        "nanodet_shaped_conv_logistic": _nanodet_shaped,
         "unsupported_avgpool": lambda: _unary((1, 4, 4, 3), lambda x: tf.nn.avg_pool2d(x, 2, 2, "VALID")),
     }
 

@@ -32,17 +32,30 @@ def cortex_m7_flags() -> list[str]:
     return [*board.arch_flags, *board.data["build"]["cflags"]]
 
 
-def require_sdk_root() -> Path:
-    """MCUX_SDK_ROOT (a classic MCUXpresso SDK tree with eIQ TFLM) plus cmake and the Arm toolchain, or skip."""
+def require_sdk(layout: str | None = None, tools: bool = True):
+    """The MCUXpresso SDK tree MCUX_SDK_ROOT names (nanodet_mcu.device.sdk.SdkTree: its layout, "mcuxsdk" or
+    "classic", and root) with the Arm toolchain and, unless `tools` is false, what its builds need; or skip with the
+    reason.  `layout` skips the other layout."""
     import os
+
+    from nanodet_mcu.device import sdk
+    from nanodet_mcu.errors import NanodetError
 
     root = os.environ.get("MCUX_SDK_ROOT")
     if not root:
-        pytest.skip("MCUX_SDK_ROOT not set: full RT builds need a classic MCUXpresso SDK tree (2.15, MCUX_2.15.000) "
-                    "with eIQ TFLM")
-    require_tool("cmake")
+        pytest.skip("MCUX_SDK_ROOT not set: full RT builds need an MCUXpresso SDK tree with eIQ TFLM, the current "
+                    "west mcuxsdk layout (v24.12.00 checked) or a classic one (2.15, MCUX_2.15.000)")
+    try:
+        tree = sdk.detect(root)
+    except NanodetError as exc:
+        pytest.skip(str(exc))
+    if layout is not None and tree.sdk != layout:
+        pytest.skip(f"MCUX_SDK_ROOT holds {sdk.NAMES[tree.sdk]}; this test needs {sdk.NAMES[layout]}")
+    missing = sdk.missing_tools(tree.sdk) if tools else []
+    if missing:
+        pytest.skip(f"the {tree.sdk} build needs {', '.join(missing)}")
     require_tool("arm-none-eabi-gcc")
-    return Path(root)
+    return tree
 
 
 @pytest.fixture(scope="session")

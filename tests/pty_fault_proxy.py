@@ -1,5 +1,6 @@
 """A man in the middle on a serial link: a new pty whose traffic is forwarded to/from another port, with bytes
-dropped, bit-flipped or duplicated at a set rate (both directions).  Test tool for the link's robustness."""
+dropped, bit-flipped or duplicated at a set rate (both directions), and/or the first N device frames of given message
+types corrupted (one payload bit flipped: the CRC fails).  Test tool for the link's robustness."""
 from __future__ import annotations
 
 import os
@@ -23,8 +24,13 @@ def _write_all(fd: int, data: bytes) -> None:
 class FaultProxy:
     """`with FaultProxy(upstream_port, rate=1e-3) as proxy:` then talk to `proxy.port`."""
 
-    def __init__(self, upstream: str, rate: float, seed: int = 1, kinds=("drop", "flip", "dup")):
+    def __init__(self, upstream: str, rate: float, seed: int = 1, kinds=("drop", "flip", "dup"),
+                 corrupt_replies: dict[int, int] | None = None):
+        """corrupt_replies: {message type: how many of the device's frames of that type to corrupt}."""
         self.rate, self.kinds = rate, kinds
+        self.corrupt_replies = dict(corrupt_replies or {})
+        self.corrupted = dict.fromkeys(self.corrupt_replies, 0)
+        self._pending = bytearray()  # device bytes held until a whole frame is seen (targeted corruption only)
         self._rng = random.Random(seed)
         self._upstream = serial.Serial(upstream, 115200, timeout=0)
         self._master, self._slave = os.openpty()
@@ -51,6 +57,27 @@ class FaultProxy:
             # drop: nothing
         return bytes(out)
 
+    def _target(self, data: bytes) -> bytes:
+        """Whole device frames out of the stream, with the chosen ones corrupted; an incomplete frame waits."""
+        buf = self._pending
+        buf += data
+        out = bytearray()
+        while len(buf) >= 8:
+            if buf[:2] != b"\xa5\x5a":
+                out.append(buf.pop(0))
+                continue
+            total = 8 + int.from_bytes(buf[6:8], "little") + 4
+            if len(buf) < total:
+                break
+            frame = bytearray(buf[:total])
+            del buf[:total]
+            kind = frame[3]
+            if self.corrupted.get(kind, 0) < self.corrupt_replies.get(kind, 0):
+                self.corrupted[kind] += 1
+                frame[-5 if total > 12 else -1] ^= 0x10  # last payload byte (or the CRC of an empty frame)
+            out += frame
+        return bytes(out)
+
     def _pump(self) -> None:
         up = self._upstream.fileno()
         while not self._stop.is_set():
@@ -63,6 +90,8 @@ class FaultProxy:
                 if not data:
                     continue
                 self.forwarded += len(data)
+                if fd == up and self.corrupt_replies:
+                    data = self._target(data)
                 _write_all(up if fd == self._master else self._master, self._mangle(data))
 
     def __enter__(self) -> FaultProxy:

@@ -37,9 +37,70 @@ def test_board_facts():
     assert {r.name: r.linker_region for r in rt1170.memory} == {"DTCM": "m_data2", "OCRAM1+2": "nd_ocram",
                                                                  "SDRAM": "m_data"}
     assert [r.define_region for r in rt1170.memory] == [False, True, False]
+    # The current MCUXpresso SDK (west mcuxsdk layout) by default, the classic 2.x one on request; mps2 needs none.
+    assert (rt1170.family, rt1170.families) == ("mcuxsdk", ["mcuxsdk", "mcux-armgcc"])
+    assert rt1050.families == ["mcuxsdk", "mcux-armgcc"] and qemu.families == ["gcc-make"]
+    assert rt1170.data["mcuxsdk"]["boards"] == ["evkbmimxrt1170"] and rt1170.data["mcuxsdk"]["core_id"] == "cm7"
+    assert rt1050.data["mcuxsdk"]["boards"] == ["evkbimxrt1050"] and rt1050.data["mcuxsdk"]["core_id"] == ""
+    assert rt1170.data["mcuxsdk"]["device_dir"] == "devices/RT/RT1170/MIMXRT1176"
+    assert rt1050.data["mcuxsdk"]["device_dir"] == "devices/RT/RT1050/MIMXRT1052"
+    for b in (rt1170, rt1050):  # both layouts link with the device's flexspi_nor_sdram file, whose regions [[memory]]
+        assert b.data["mcuxsdk"]["build_config"] == b.data["sdk"]["build_config"] == "flexspi_nor_sdram_release"
     for b in (rt1170, rt1050):
         assert b.data["uart"]["name"] == "LPUART1" and b.data["uart"]["baud"] == 115200
     assert (FIRMWARE_DIR / "mps2-an500" / qemu.data["build"]["linker_script"]).is_file()
+
+
+def test_sdk_picks_the_family():
+    rt1050, qemu = boards.load("rt1050"), boards.load("mps2-an500")
+    assert rt1050.family_for(None).name == rt1050.family_for("mcuxsdk").name == "mcuxsdk"
+    assert rt1050.family_for("classic").name == "mcux-armgcc"
+    assert rt1050.sdk_table("mcux-armgcc") is rt1050.data["sdk"]
+    assert rt1050.sdk_table("mcuxsdk") is rt1050.data["mcuxsdk"]
+    assert boards.SDKS == ("mcuxsdk", "classic")
+    with pytest.raises(NanodetError, match="builds without an MCUXpresso SDK"):
+        qemu.family_for("mcuxsdk")
+    only_classic = boards.Board("rt1050", dict(rt1050.data, family="mcux-armgcc", families=["mcux-armgcc"]))
+    with pytest.raises(NanodetError, match="has no 'mcuxsdk' project; --sdk classic"):
+        only_classic.family_for("mcuxsdk")
+
+
+def test_family_tables_are_validated():
+    data = copy.deepcopy(boards.load("rt1170").data)
+    del data["mcuxsdk"]["core_id"]
+    with pytest.raises(NanodetError, match=r"\[mcuxsdk\]: missing key 'core_id'"):
+        boards.validate(data, "x.toml")
+    data = copy.deepcopy(boards.load("rt1170").data)
+    del data["mcuxsdk"]
+    with pytest.raises(NanodetError, match=r"family mcuxsdk needs a \[mcuxsdk\] table"):
+        boards.validate(data, "x.toml")
+    data = copy.deepcopy(boards.load("rt1170").data)
+    data["families"] = ["mcux-armgcc"]
+    with pytest.raises(NanodetError, match="'families' must be a list that includes family 'mcuxsdk'"):
+        boards.validate(data, "x.toml")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"name": "nd_x"}, "must be a new '.nd_<identifier>'"),
+    ({"name": ".nd_arena"}, "must be a new '.nd_<identifier>'"),
+    ({"load": "zero"}, "load must be one of"),
+    ({"inputs": []}, "inputs must be non-empty strings"),
+    ({"engines": ["glow"]}, "engines must be among"),
+])
+def test_linker_sections_are_validated(change, message):
+    data = copy.deepcopy(boards.load("rt1050").data)
+    del data["aot"]  # it names the board's own sections
+    good = {"name": ".nd_itcm_text", "inputs": [".nd_itcm_text*"], "region": "m_qacode", "load": "copy"}
+    data["linker_sections"] = [good]
+    boards.validate(data, "x.toml")
+    assert boards.Board("rt1050", data).linker_sections("aot") == [good]
+    data["linker_sections"] = [{**good, **change}]
+    with pytest.raises(NanodetError, match=message):
+        boards.validate(data, "x.toml")
+    qemu = copy.deepcopy(boards.load("mps2-an500").data)
+    qemu["linker_sections"] = [good]
+    with pytest.raises(NanodetError, match="need an MCUXpresso family; gcc-make has its own linker script"):
+        boards.validate(qemu, "x.toml")
 
 
 def test_unknown_board_lists_the_known_ones():
@@ -65,19 +126,36 @@ def test_validation_names_the_problem():
     with pytest.raises(NanodetError, match="engines"):
         boards.validate(data, "x.toml")
     data = copy.deepcopy(boards.load("rt1170").data)
-    data["aot"]["const_regions"] = ["OCRAM3"]
-    with pytest.raises(NanodetError, match=r"\[aot\]: const_regions names no \[\[memory\]\] region: OCRAM3"):
-        boards.validate(data, "x.toml")
-    data = copy.deepcopy(boards.load("rt1170").data)
     del data["aot"]["code_section"]
     with pytest.raises(NanodetError, match="missing key 'code_section'"):
         boards.validate(data, "x.toml")
 
 
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["aot"].update(code_section=".nd_fast"), r"'.nd_fast' is no \[\[linker_sections\]\] entry of the aot"),
+    (lambda d: d["linker_sections"][1].update(engines=["tflm"]), "'.nd_const' is no .* entry of the aot engine"),
+    (lambda d: d["linker_sections"][0].update(load="noload"), r'.nd_itcm_text must be a load = "copy" section'),
+    (lambda d: d["linker_sections"][1].update(inputs=[".rodata*"]), "must take the input section .nd_const"),
+    (lambda d: d["linker_sections"][1].update(region="m_qacode"), "placed in m_qacode, which no \\[\\[memory\\]\\]"),
+])
+def test_aot_placement_is_validated(change, message):
+    data = copy.deepcopy(boards.load("rt1170").data)
+    change(data)
+    with pytest.raises(NanodetError, match=message):
+        boards.validate(data, "x.toml")
+
+
 def test_aot_placement_data():
+    """Both RT boards: the fast kernels in ITCM and the constants' candidate in on-chip RAM, all [[linker_sections]]
+    (copied by the board layer); the emulated board has no placement."""
     rt1170, rt1050, qemu = boards.load("rt1170"), boards.load("rt1050"), boards.load("mps2-an500")
-    assert rt1170.aot == {"code_section": "CodeQuickAccess", "code_memory": "ITCM", "const_regions": ["OCRAM1+2"]}
-    assert rt1050.aot["const_regions"] == ["OCRAM"] and qemu.aot is None
+    for b, const_region in ((rt1170, "nd_ocram"), (rt1050, "m_data3")):
+        assert b.aot == {"code_section": ".nd_itcm_text", "const_sections": [".nd_const"]}
+        code, const = b.linker_section(".nd_itcm_text"), b.linker_section(".nd_const")
+        assert (code["region"], const["region"]) == ("m_qacode", const_region)
+        assert b.region_name("m_qacode") == "ITCM" and b.linker_sections("tflm") == []
+    assert rt1170.region_name("nd_ocram") == "OCRAM1+2" and rt1050.region_name("m_data3") == "OCRAM"
+    assert qemu.aot is None
 
 
 # Arena placement: the fastest region whose free space holds the arena; loud when it is external.  The RT DTCM

@@ -61,8 +61,11 @@ def test_generate_build_emulate_verify(model, example_image, val_images, tmp_pat
         upload_dir = tmp_path / "upload"
         upload_dir.mkdir()
         shutil.copy(val_images[3], upload_dir)
+        capsys.readouterr()
         data = verify(elf, model, tmp_path, "--images", str(upload_dir))
         assert [c["image"] for c in data["checks"][1:]] == [val_images[3].name] * CHECKS_PER_IMAGE
+        err = capsys.readouterr().err  # not a TTY: progress as log lines, every 10 s of a long transfer
+        assert "upload 320x320 RGB888:" in err and "KB/s, ETA" in err and "% of frames retried" in err, err
 
 
 def test_build_explains_what_is_missing(tmp_path, monkeypatch, capsys):
@@ -73,7 +76,13 @@ def test_build_explains_what_is_missing(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MCUX_SDK_ROOT", raising=False)
     assert cli.main(["build", str(tmp_path)]) == 1
     assert "MCUX_SDK_ROOT" in capsys.readouterr().err
-    monkeypatch.setenv("MCUX_SDK_ROOT", str(tmp_path))
+    monkeypatch.setenv("MCUX_SDK_ROOT", str(tmp_path))  # not an SDK tree: refused before build.sh runs
+    assert cli.main(["build", str(tmp_path)]) == 1
+    assert "holds no MCUXpresso SDK" in capsys.readouterr().err
+    sdk = tmp_path / "sdk" / "tools" / "cmake_toolchain_files" / "armgcc.cmake"  # a stand-in classic tree (the
+    sdk.parent.mkdir(parents=True)  # project.json has no family: a classic project from before generate --sdk)
+    sdk.write_text("")
+    monkeypatch.setenv("MCUX_SDK_ROOT", str(tmp_path / "sdk"))
     assert cli.main(["build", str(tmp_path)]) == 1
     assert "build/x.elf is missing" in capsys.readouterr().err
     (tmp_path / "build.sh").write_text("#!/bin/sh\necho 'main.c:1: error: boom'\nexit 2\n")

@@ -22,14 +22,16 @@ EXPECTED = {
 }
 
 
-def _project(tmp_path: Path, board: str, built: bool = True) -> Path:
+def _project(tmp_path: Path, board: str, built: bool = True, **more) -> Path:
+    """A project.json as generate writes it; without `family` it is one from before generate --sdk (classic)."""
     project = tmp_path / board
     project.mkdir()
-    manifest = {"board": board, "engine": "tflm", "elf": "build/nanodet.elf", "generated_by": "nanodet-mcu test"}
+    manifest = {"board": board, "engine": "tflm", "elf": "build/nanodet.elf", "generated_by": "nanodet-mcu test",
+                **more}
     (project / "project.json").write_text(json.dumps(manifest))
     if built:
         (project / "build").mkdir()
-        (project / "build" / "nanodet.elf").write_bytes(b"\x7fELF not a real image")
+        (project / manifest["elf"]).write_bytes(b"\x7fELF not a real image")
     return project
 
 
@@ -66,6 +68,21 @@ def test_linkserver_board_variant_follows_the_build(tmp_path, capsys, monkeypatc
     monkeypatch.setenv("MCUX_SDK_BOARD", "evkfoo")
     code, _, err = _cli(capsys, project, "--probe", "linkserver", "--dry-run")
     assert code == 1 and "evkfoo" in err and len(err.strip().splitlines()) == 1
+
+
+def test_current_sdk_project_uses_its_table_and_elf(tmp_path, capsys):
+    """A project for the current SDK: the ELF the SDK names after the core, the [mcuxsdk] names (EVKB only), the
+    board as its CMake cache spells it."""
+    project = _project(tmp_path, "rt1170", elf="build/nanodet_cm7.elf", family="mcuxsdk", sdk="mcuxsdk")
+    (project / "build" / "CMakeCache.txt").write_text("board:STRING=evkbmimxrt1170\ncore_id:UNINITIALIZED=cm7\n")
+    image = str(project / "build" / "nanodet_cm7.elf")
+    code, out, _ = _cli(capsys, project, "--probe", "linkserver", "--dry-run")
+    assert code == 0 and shlex.split(out) == ["LinkServer", "flash", "MIMXRT1176xxxxx:MIMXRT1170-EVKB", "load", image]
+    code, out, _ = _cli(capsys, project, "--probe", "pyocd", "--dry-run")
+    assert code == 0 and shlex.split(out)[-5:] == ["flash", "--no-wait", "-t", "mimxrt1170_cm7", image]
+    (project / "build" / "CMakeCache.txt").write_text("board:STRING=evkmimxrt1170\n")  # not a board of that SDK
+    code, _, err = _cli(capsys, project, "--probe", "linkserver", "--dry-run")
+    assert code == 1 and "evkmimxrt1170" in err and "evkbmimxrt1170" in err
 
 
 def test_emulated_board_points_to_the_emulator(tmp_path, capsys):

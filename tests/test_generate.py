@@ -15,8 +15,9 @@ from nanodet_mcu.codegen import c_array, generate
 from nanodet_mcu.codegen.tflm_ops import resolver_methods
 from nanodet_mcu.errors import NanodetError
 
-CASES = [("mps2-an500", "aot"), ("mps2-an500", "tflm"), ("rt1170", "tflm"), ("rt1170", "aot"),
-         ("rt1050", "tflm"), ("rt1050", "aot")]
+# (board, engine, sdk): the RT boards in both MCUXpresso SDK layouts (None = the board's default, the current SDK).
+CASES = [("mps2-an500", "aot", None), ("mps2-an500", "tflm", None), ("rt1170", "tflm", None), ("rt1170", "aot", None),
+         ("rt1050", "tflm", None), ("rt1050", "aot", None), ("rt1170", "tflm", "classic"), ("rt1050", "aot", "classic")]
 _PROJECTS: dict = {}
 
 
@@ -29,13 +30,14 @@ def model_path(request) -> Path:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """Generate (board, engine, model) once per module; returns a function (board, engine, model) -> Project."""
-    def make(board: str, engine: str, model: Path, images=()):
-        key = (board, engine, str(model), tuple(map(str, images)))
+    """Generate (board, engine, model, sdk) once per module; returns a function (board, engine, model) -> Project."""
+    def make(board: str, engine: str, model: Path, images=(), sdk=None):
+        key = (board, engine, str(model), tuple(map(str, images)), sdk)
         if key not in _PROJECTS:
-            out = tmp_path_factory.mktemp(f"{board}-{engine}") / "proj"
+            out = tmp_path_factory.mktemp(f"{board}-{engine}-{sdk}") / "proj"
             warnings: list[str] = []
-            p = generate.generate(board, model, engine=engine, out_dir=out, embed_images=images, log=warnings.append)
+            p = generate.generate(board, model, engine=engine, out_dir=out, embed_images=images, log=warnings.append,
+                                  sdk=sdk)
             _PROJECTS[key] = (p, warnings)
         return _PROJECTS[key]
     return make
@@ -45,9 +47,9 @@ def _tree(root: Path) -> dict[str, tuple[bytes, int]]:
     return {p.name: (p.read_bytes(), p.stat().st_mode & 0o777) for p in sorted(root.iterdir())}
 
 
-@pytest.mark.parametrize("board,engine", CASES)
-def test_project_contents(project, model_path, board, engine):
-    p, warnings = project(board, engine, model_path)
+@pytest.mark.parametrize("board,engine,sdk", CASES)
+def test_project_contents(project, model_path, board, engine, sdk):
+    p, warnings = project(board, engine, model_path, sdk=sdk)
     info = model_info.load(model_path)
     layout = model_info.nanodet_layout(info)
     out = p.out_dir
@@ -56,7 +58,14 @@ def test_project_contents(project, model_path, board, engine):
     assert manifest["model_sha256"] == info.sha256
     assert manifest["generated_by"] == f"nanodet-mcu {__version__}"
     assert manifest["arena_bytes"] == p.arena_bytes and manifest["arena_region"] == p.placement.region.name
-    assert manifest["elf"] == "build/nanodet.elf"
+    b = boards.load(board)
+    family = b.family_for(sdk)
+    assert manifest["family"] == p.family == family.name and manifest["sdk"] == family.sdk
+    default = {"mps2-an500": "gcc-make", "rt1170": "mcuxsdk", "rt1050": "mcuxsdk"}[board]  # the current SDK for RT
+    assert family.name == default if sdk is None else family.sdk == sdk
+    # The current SDK names the RT1170's target after its core (nanodet_cm7); every other build writes nanodet.elf.
+    cm7 = board == "rt1170" and family.name == "mcuxsdk"
+    assert manifest["elf"] == ("build/nanodet_cm7.elf" if cm7 else "build/nanodet.elf")
     assert sorted(f.name for f in out.iterdir()) == manifest["files"]
 
     cfg = (out / "nd_model_config.h").read_text()
@@ -67,7 +76,6 @@ def test_project_contents(project, model_path, board, engine):
     assert f"#define ND_SCORES_SCALE_BITS {generate.float_bits(layout.scores.scale)}" in cfg
     assert f"#define ND_BOXES_ZERO_POINT {generate.c_int(layout.boxes.zero_point)}\n" in cfg
     assert f"#define ND_ARENA_BYTES {p.arena_bytes}u" in cfg
-    b = boards.load(board)
     bcfg = (out / "nd_board_config.h").read_text()
     assert f'#define ND_BOARD_NAME "{board}"' in bcfg
     assert f"#define ND_CORE_CLOCK_HZ {b.clock_hz}u" in bcfg
@@ -78,7 +86,11 @@ def test_project_contents(project, model_path, board, engine):
     expected = {"aot": {"engine_aot.c", "nd_model.c", "nd_model.h"},
                 "tflm": {"engine_tflm.cc", "model_data.c", "model_data.h"}}[engine]
     assert expected <= set(manifest["files"])
-    assert ("Makefile" if b.family == "gcc-make" else "CMakeLists.txt") in manifest["files"]
+    build_files = {"gcc-make": {"Makefile"}, "mcux-armgcc": {"CMakeLists.txt", "nd_linker.cmake"},
+                   "mcuxsdk": {"CMakeLists.txt", "nd_linker.cmake", "prj.conf"}}[family.name]
+    assert build_files | {"build.sh", "README.md"} <= set(manifest["files"])
+    # The TFLM-from-sources Kconfig overlay exists where there is a TFLM to build.
+    assert ("tflm_source.conf" in manifest["files"]) == (family.name == "mcuxsdk" and engine == "tflm")
     # The model travels with the project: the README's `verify --model <name>` works from inside it.
     assert (out / model_path.name).read_bytes() == model_path.read_bytes()
     readme = (out / "README.md").read_text()
@@ -90,21 +102,24 @@ def test_project_contents(project, model_path, board, engine):
         assert warnings == [] and "WARNING" not in readme
 
 
+@pytest.mark.parametrize("sdk", ["mcuxsdk", "classic"])
 @pytest.mark.parametrize("board", ["rt1050", "rt1170"])
-def test_rt_aot_arena_lands_in_the_enlarged_dtcm(project, model_path, board):
-    p, warnings = project(board, "aot", model_path)
+def test_rt_aot_arena_lands_in_the_enlarged_dtcm(project, model_path, board, sdk):
+    p, warnings = project(board, "aot", model_path, sdk=sdk)
     b = boards.load(board)
     assert p.arena_bytes <= 340 * 1024 and p.placement.region.name == "DTCM" and p.warning is None and warnings == []
     assert '#define ND_ARENA_REGION "DTCM"' in (p.out_dir / "nd_model_config.h").read_text()
-    cmake = (p.out_dir / "CMakeLists.txt").read_text()
-    assert "KEEP(*(.nd_arena))\\n  } > m_data2" in cmake
+    linker = (p.out_dir / "nd_linker.cmake").read_text()
+    assert "KEEP(*(.nd_arena))\\n    . = ALIGN(16);\\n    __nd_arena_end__ = .;\\n  } > m_data2" in linker
     # nd_ocram is defined only for the model's constants (RT1170: OCRAM1+2; RT1050's FlexRAM OCRAM is too small).
     const_region = json.loads((p.out_dir / "project.json").read_text())["aot"]["const_region"]
-    assert ("nd_ocram (RW)" in cmake) == (const_region == "OCRAM1+2")
-    # The SDK file's FlexRAM regions are resized to the split, each matched by name and ORIGIN.
+    assert ("nd_ocram (RW)" in linker) == (const_region == "OCRAM1+2")
+    # The SDK file's FlexRAM regions are resized to the split, each matched by name and ORIGIN (test_generate_build
+    # links the result).
     for region, origin, length in b.resized_linker_regions:
-        assert f"[ \\t]*{region}[ \\t]+" in cmake and f"ORIGIN[ \\t]*=[ \\t]*0x{origin:08X}" in cmake
-        assert f'"\\\\1{f"0x{length:08X}"}" ND_LD_PATCHED' in cmake
+        assert f"[ \\t]*{region}[ \\t]+" in linker and f"ORIGIN[ \\t]*=[ \\t]*0x{origin:08X}" in linker
+        assert f'"\\\\1{f"0x{length:08X}"}" patched' in linker
+    assert "nd_write_linker_file(" in (p.out_dir / "CMakeLists.txt").read_text()
     assert "nd_flexram.c" in json.loads((p.out_dir / "project.json").read_text())["files"]
 
 
@@ -114,35 +129,49 @@ def test_rt1170_defines_the_ocram_region_when_dtcm_is_too_small(nxp_model_path, 
     monkeypatch.setattr(generate.boards, "load", lambda name: boards.Board("rt1170", data))
     p = generate.generate("rt1170", nxp_model_path, engine="aot", out_dir=tmp_path / "o", log=lambda m: None)
     assert p.placement.region.name == "OCRAM1+2" and p.warning is None
-    cmake = (p.out_dir / "CMakeLists.txt").read_text()
-    assert cmake.count("nd_ocram (RW) : ORIGIN = 0x20240000, LENGTH = 0x00100000") == 1  # arena's and constants'
-    assert "KEEP(*(.nd_arena))\\n  } > nd_ocram" in cmake and "__nd_const_end__ = .;\\n  } > nd_ocram" in cmake
+    linker = (p.out_dir / "nd_linker.cmake").read_text()
+    assert linker.count("nd_ocram (RW) : ORIGIN = 0x20240000, LENGTH = 0x00100000") == 1  # arena's and constants'
+    assert "KEEP(*(.nd_arena))\\n    . = ALIGN(16);\\n    __nd_arena_end__ = .;\\n  } > nd_ocram" in linker
+    assert "__nd_const_end__ = .;\\n  } > nd_ocram" in linker
 
 
-@pytest.mark.parametrize("board,code,const_region", [("rt1170", "CodeQuickAccess", "OCRAM1+2"),
-                                                     ("rt1050", "CodeQuickAccess", "flash"),
+@pytest.mark.parametrize("sdk", ["mcuxsdk", "classic"])
+@pytest.mark.parametrize("board,code,const_region", [("rt1170", ".nd_itcm_text", "OCRAM1+2"),
+                                                     ("rt1050", ".nd_itcm_text", "flash"),
                                                      ("mps2-an500", None, None)])
-def test_aot_code_and_constants_placement_follows_the_board(project, model_path, board, code, const_region):
-    """The board's [aot] table: fast kernels' code section, constants in the first RAM region with room."""
-    p, _ = project(board, "aot", model_path)
+def test_aot_code_and_constants_placement_follows_the_board(project, model_path, board, code, const_region, sdk):
+    """The board's [aot] table, through its [[linker_sections]] in both SDK layouts: the fast kernels' code section,
+    the constants in the first candidate section with room (else flash, and the section is left out)."""
+    p, _ = project(board, "aot", model_path, sdk=sdk if code else None)
     aot = json.loads((p.out_dir / "project.json").read_text())["aot"]
-    build = (p.out_dir / ("CMakeLists.txt" if code else "Makefile")).read_text()
     assert aot.get("code_section") == code and aot.get("const_region") == const_region
-    assert (f"ND_KERNELS_CODE_SECTION={code}" in build) == (code is not None)
-    assert ("ND_MODEL_CONST_SECTION=.nd_const" in build) == (const_region not in (None, "flash"))
     assert len(p.aot_placement) == (2 if code else 0)
     assert "ND_MODEL_CONST" in (p.out_dir / "nd_model.c").read_text()
+    if code is None:
+        assert "ND_KERNELS_CODE_SECTION" not in (p.out_dir / "Makefile").read_text()
+        return
+    linker = (p.out_dir / "nd_linker.cmake").read_text()
+    in_ram = const_region != "flash"
+    want = " ND_KERNELS_CODE_SECTION=.nd_itcm_text" + (" ND_MODEL_CONST_SECTION=.nd_const" if in_ram else "")
+    assert f"set(ND_SECTION_DEFINES{want})\n" in linker
+    assert "target_compile_definitions(${MCUX_SDK_PROJECT_NAME} PRIVATE ${ND_SECTION_DEFINES})" in \
+        (p.out_dir / "CMakeLists.txt").read_text()
+    assert "__nd_itcm_text_end__ = .;\\n  } > m_qacode" in linker
+    assert ("__nd_const_end__" in linker) == in_ram and aot["const_section"] == (".nd_const" if in_ram else "")
+    copies = "X(nd_itcm_text) X(nd_const)" if in_ram else "X(nd_itcm_text)"
+    assert f"#define ND_COPY_SECTIONS(X) {copies}\n" in (p.out_dir / "nd_board_config.h").read_text()
 
 
 def test_constants_stay_in_flash_when_no_ram_region_has_room():
     from nanodet_mcu.codegen.placement import place_arena, place_constants
 
-    mem = boards.load("rt1170").memory
+    b = boards.load("rt1170")
+    mem, section = b.memory, b.linker_section(".nd_const")
     arena = place_arena(900 * 1024, mem, "rt1170")  # too big for DTCM: OCRAM1+2, leaving 124 KiB there
     assert arena.region.name == "OCRAM1+2"
-    assert place_constants(100 * 1024, ["OCRAM1+2"], mem, arena).region.name == "OCRAM1+2"
-    flash = place_constants(200 * 1024, ["OCRAM1+2"], mem, arena)
-    assert flash.region is None and "in flash (OCRAM1+2 123 KiB free)" in flash.describe()
+    assert place_constants(100 * 1024, [section], mem, arena).region.name == "OCRAM1+2"
+    flash = place_constants(200 * 1024, [section], mem, arena)
+    assert flash.region is None and flash.section is None and "in flash (OCRAM1+2 123 KiB free)" in flash.describe()
 
 
 def test_rt_tflm_arena_falls_back_to_sdram_loudly(project, nxp_model_path):
@@ -154,7 +183,7 @@ def test_rt_tflm_arena_falls_back_to_sdram_loudly(project, nxp_model_path):
         assert aot <= 340 * 1024
         assert f"--engine aot would need {aot:,} bytes ({aot / 1024:.1f} KiB) of arena, placed in DTCM (on chip)" \
             in p.warning
-        assert "nd_ocram (RW)" not in (p.out_dir / "CMakeLists.txt").read_text()
+        assert "nd_ocram (RW)" not in (p.out_dir / "nd_linker.cmake").read_text()
 
 
 def _header_defines(text: str) -> dict[str, int]:
@@ -194,12 +223,43 @@ def test_board_config_carries_the_flexram_split(project, nxp_model_path, board):
         assert "ND_FLEXRAM_GPR14_DTCM_SZ" not in d  # the RT1170 has no GPR14 TCM size fields
 
 
-def test_rt_uart_carries_only_the_protocol(project, nxp_model_path):
-    p, _ = project("rt1170", "tflm", nxp_model_path)
+@pytest.mark.parametrize("sdk", ["mcuxsdk", "classic"])
+def test_rt_uart_carries_only_the_protocol(project, nxp_model_path, sdk):
+    p, _ = project("rt1170", "tflm", nxp_model_path, sdk=sdk)
     cmake = (p.out_dir / "CMakeLists.txt").read_text()
     assert "SDK_DEBUGCONSOLE_UART" not in cmake  # it would send stdio (printf, TFLM logs) over the link
     assert "ND_TFLM_DEBUG_LOG_SINK" in cmake and "option(ND_TFLM_PREBUILT" in cmake
     assert "#if defined(ND_TFLM_DEBUG_LOG_SINK)" in (p.out_dir / "engine_tflm.cc").read_text()
+    if sdk == "mcuxsdk":  # the SDK's DebugLog prints on the debug console (LPUART1): turned off, both ways of TFLM
+        for conf in ("prj.conf", "tflm_source.conf"):
+            assert "CONFIG_MCUX_COMPONENT_middleware.eiq.tensorflow_lite_micro.debug_log=n\n" in (
+                p.out_dir / conf).read_text()
+
+
+def test_mcuxsdk_project_selects_through_kconfig(project, nxp_model_path):
+    """What the current SDK builds comes from prj.conf: the board file's lines, no app.h/hardware_init.c, the LPUART
+    driver, TFLM only for the tflm engine (prebuilt; sources through the overlay, which the CMake option adds)."""
+    tflm, _ = project("rt1050", "tflm", nxp_model_path)
+    aot, _ = project("rt1050", "aot", nxp_model_path)
+    kconfig = boards.load("rt1050").data["mcuxsdk"]["kconfig"]
+    for p in (tflm, aot):
+        conf = (p.out_dir / "prj.conf").read_text().splitlines()
+        assert set(kconfig) <= set(conf)
+        assert {"CONFIG_MCUX_HAS_PRJSEG_project.use_hw_app=n", "CONFIG_MCUX_COMPONENT_driver.lpuart=y"} <= set(conf)
+    prebuilt = "CONFIG_MCUX_COMPONENT_middleware.eiq.tensorflow_lite_micro.binary=y"
+    assert prebuilt in (tflm.out_dir / "prj.conf").read_text()
+    assert "tensorflow_lite_micro" not in (aot.out_dir / "prj.conf").read_text()
+    source = (tflm.out_dir / "tflm_source.conf").read_text()
+    assert ".tensorflow_lite_micro.source=y" in source and ".tensorflow_lite_micro.cmsis_nn=y" in source
+    assert '"${CONF_FILE} ${CMAKE_CURRENT_LIST_DIR}/tflm_source.conf"' in (tflm.out_dir / "CMakeLists.txt").read_text()
+
+
+def test_sdk_choice_is_checked(nxp_model_path, tmp_path):
+    with pytest.raises(NanodetError, match="mps2-an500 builds without an MCUXpresso SDK"):
+        generate.generate("mps2-an500", nxp_model_path, out_dir=tmp_path / "a", sdk="classic")
+    with pytest.raises(NanodetError, match="--sdk must be one of mcuxsdk, classic"):
+        generate.generate("rt1050", nxp_model_path, out_dir=tmp_path / "b", sdk="zephyr")
+    assert not list(tmp_path.iterdir())
 
 
 def test_float_bits_and_ints():

@@ -35,14 +35,22 @@ def device(firmware):
         yield client
 
 
-def raw_exchange(client: DeviceClient, data: bytes, wait: float = 1.0, expect: int | None = 1) -> list[p.Frame]:
-    """Send raw bytes; collect frames for `wait` seconds, or until `expect` frames arrived (None: the full wait)."""
+def raw_exchange(client: DeviceClient, data: bytes, wait: float = 1.0, expect: int | None = 1,
+                 seq: int | None = None) -> list[p.Frame]:
+    """Send raw bytes; collect frames for `wait` seconds, or until `expect` frames arrived (None: the full wait).
+
+    seq: keep only the replies to that request.  On a loaded machine an earlier client request may have been resent,
+    and its second reply (HELLO is always executed) can still be on its way when the next exchange starts."""
     client.transport.write(data)
     frames, deadline = [], time.monotonic() + wait
+
+    def ours(batch):
+        return [f for f in batch if seq is None or f.seq == seq]
+
     while time.monotonic() < deadline and (expect is None or len(frames) < expect):
-        frames += client.transport.read_frames(deadline - time.monotonic())
+        frames += ours(client.transport.read_frames(deadline - time.monotonic()))
     if expect is not None:  # and nothing more is coming
-        frames += client.transport.read_frames(0.2)
+        frames += ours(client.transport.read_frames(0.2))
     return frames
 
 
@@ -77,26 +85,26 @@ def test_every_bad_request_is_refused_with_a_reason(device):
     refused(lambda: device.request(p.READ, p.read_request(p.REGION_IMAGE, 0, 307199, 2)), 4)  # past the end
     refused(lambda: device.request(p.READ, p.read_request(p.REGION_IMAGE, 0, 0, 4092)), 3)   # over a payload
     refused(lambda: device.request(p.READ, p.read_request(9, 0, 0, 1)), 4)
-    (unknown,) = raw_exchange(device, p.encode(0x42, 5, b""))
+    (unknown,) = raw_exchange(device, p.encode(0x42, 5, b""), seq=5)
     assert unknown.type == p.ERROR and p.DeviceError.parse(unknown.payload).code == 2
-    (version,) = raw_exchange(device, p.Frame(p.HELLO, 6, b"", version=2).encode())
+    (version,) = raw_exchange(device, p.Frame(p.HELLO, 6, b"", version=2).encode(), seq=6)
     assert version.type == p.ERROR and p.DeviceError.parse(version.payload).code == 1
     assert device.hello().engine_status == 0  # still answering
 
 
 def test_a_repeated_request_gets_the_cached_reply_without_rerunning(device):
     run = p.encode(p.RUN, 4242, p.run_request(p.SOURCE_EMBEDDED, 0))
-    first = [f for f in raw_exchange(device, run, wait=30.0, expect=2) if f.type != p.BUSY]
-    again = raw_exchange(device, run, wait=1.0)
+    first = [f for f in raw_exchange(device, run, wait=30.0, expect=2, seq=4242) if f.type != p.BUSY]
+    again = raw_exchange(device, run, wait=1.0, seq=4242)
     assert [f.type for f in again] == [p.RESULT]  # no BUSY: not run again
     assert again == first
 
 
 def test_resync_after_garbage_partial_and_oversized_frames(device):
     hello = p.encode(p.HELLO, 100)
-    assert [f.type for f in raw_exchange(device, b"\x00\xA5\xA5\x13garbage" + hello)] == [p.INFO]
+    assert [f.type for f in raw_exchange(device, b"\x00\xA5\xA5\x13garbage" + hello, seq=100)] == [p.INFO]
     oversized = b"\xA5\x5A" + struct.pack("<BBHH", 1, p.UPLOAD, 101, 60000)
-    assert [f.type for f in raw_exchange(device, oversized + p.encode(p.HELLO, 102))] == [p.INFO]
+    assert [f.type for f in raw_exchange(device, oversized + p.encode(p.HELLO, 102), seq=102)] == [p.INFO]
     corrupted = bytearray(p.encode(p.HELLO, 103))
     corrupted[-1] ^= 0xFF
     assert raw_exchange(device, bytes(corrupted), wait=0.5, expect=None) == []

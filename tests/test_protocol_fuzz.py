@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMON = FIRMWARE_DIR / "common"
 FLAGS = ["-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all", "-Wall", "-Wextra",
          "-Werror"]
-TARGETS = {
-    "fuzz_protocol": ([f"-I{COMMON}"], ["fuzz/fuzz_protocol.c", COMMON / "nd_protocol.c"], "tests/golden"),
+TARGETS = {  # includes, sources, seeds (a directory, or None: fuzz/make_seeds.py), extra libFuzzer flags
+    "fuzz_protocol": ([f"-I{COMMON}"], ["fuzz/fuzz_protocol.c", COMMON / "nd_protocol.c"], "tests/golden",
+                      ["-max_len=9000"]),
     "fuzz_app": ([f"-I{ROOT / 'fuzz/host'}", f"-I{COMMON}"],
                  ["fuzz/fuzz_app.c", COMMON / "nd_protocol.c", COMMON / "nd_postprocess.c", COMMON / "nd_steps.c"],
-                 "fuzz/seeds_app"),
+                 None, ["-max_len=400000", f"-dict={ROOT / 'fuzz/fuzz_app.dict'}"]),
 }
 SECONDS = 10
 
@@ -28,7 +30,7 @@ SECONDS = 10
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_fuzz_short_run(target, tmp_path):
     clang = require_tool("clang")
-    includes, sources, seeds = TARGETS[target]
+    includes, sources, seeds, flags = TARGETS[target]
     exe = tmp_path / target
     build = subprocess.run([clang, *FLAGS, *includes, *(str(ROOT / s) for s in sources), "-o", str(exe)],
                            capture_output=True, text=True)
@@ -36,9 +38,12 @@ def test_fuzz_short_run(target, tmp_path):
         pytest.skip(f"clang has no libFuzzer runtime: {build.stderr.strip().splitlines()[-1]}")
     assert build.returncode == 0, build.stderr
     corpus = tmp_path / "corpus"
-    shutil.copytree(ROOT / seeds, corpus, ignore=shutil.ignore_patterns("*.txt", "*.py", "*.c", "__pycache__"))
-    run = subprocess.run([str(exe), f"-max_total_time={SECONDS}", "-max_len=9000", "-print_final_stats=1",
-                          str(corpus)], capture_output=True, text=True, cwd=tmp_path, timeout=SECONDS + 60)
+    if seeds is None:
+        subprocess.run([sys.executable, str(ROOT / "fuzz/make_seeds.py"), str(corpus)], check=True)
+    else:
+        shutil.copytree(ROOT / seeds, corpus, ignore=shutil.ignore_patterns("*.txt", "*.py", "*.c", "__pycache__"))
+    run = subprocess.run([str(exe), f"-max_total_time={SECONDS}", *flags, "-print_final_stats=1", str(corpus)],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=SECONDS + 60)
     log = run.stderr
     assert run.returncode == 0, log[-3000:]
     assert "ERROR:" not in log and "runtime error" not in log, log[-3000:]

@@ -120,7 +120,7 @@ def test_bisect_logic_on_tensors():
 def test_aot_step_table_is_the_emitted_one(nxp_model_path, tmp_path):
     """The host's AOT step table (verify/steps.py) and the device's (nd_model.c) come from one lowering."""
     from nanodet_mcu.codegen import aot
-    from nanodet_mcu.codegen.aot import graph, lower
+    from nanodet_mcu.codegen.aot import lower
 
     info = model_info.load(nxp_model_path)
     aot.emit_c(info, tmp_path)
@@ -135,7 +135,7 @@ def test_aot_step_table_is_the_emitted_one(nxp_model_path, tmp_path):
     assert [sum(sizes[first[i]:first[i + 1]]) for i in range(len(host))] == [s.bytes for s in host]
     # Every step's outputs have host twins; a step without outputs wrote only part of a map (a channel shuffle's
     # half, stored in the shuffled map), which a later step completes and lists.
-    prog = lower.lower(graph.read(info))
+    prog = aot.program(info)
     stored = [[prog.alias[t][0] if t in prog.views else t for t in st.writes if t < lower.SCRATCH_BASE]
               for st in prog.steps]
     for s in host:

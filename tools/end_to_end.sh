@@ -5,8 +5,9 @@
 #   tools/end_to_end.sh                      # emulated Cortex-M7 (QEMU mps2-an500): no hardware needed
 #   PORT=/dev/ttyACM0 BOARD=rt1170 tools/end_to_end.sh
 #                                            # a real RT board: generates + builds its project (needs
-#                                            # MCUX_SDK_ROOT), flashes it (`nanodet-mcu flash`: LinkServer on PATH or
-#                                            # pyOCD; PROBE=linkserver|pyocd picks one), then verifies it on PORT
+#                                            # MCUX_SDK_ROOT: the current MCUXpresso SDK, or SDK=classic for a
+#                                            # classic 2.x tree), flashes it (`nanodet-mcu flash`: LinkServer on PATH
+#                                            # or pyOCD; PROBE=linkserver|pyocd picks one), then verifies it on PORT
 # Shared data (weights, calibration and test images) is read from $SHARED (default ../shared, this project's
 # development copy; README.md "Inputs" says where each file comes from).
 set -euo pipefail
@@ -30,7 +31,8 @@ images=("$SHARED/images/example_input.jpg" "${val[@]:0:3}")
 if [ -n "${PORT:-}" ]; then
   board=${BOARD:-rt1170}
   echo "== generate + build for $board (TFLM from your MCUXpresso SDK at MCUX_SDK_ROOT)"
-  nd generate --board "$board" --model "$model" --embed-images "${images[@]}" --out "$OUT/$board-tflm" --force
+  nd generate --board "$board" --model "$model" --embed-images "${images[@]}" --out "$OUT/$board-tflm" --force \
+    ${SDK:+--sdk "$SDK"}
   nd build "$OUT/$board-tflm"
   nd flash "$OUT/$board-tflm" --probe "${PROBE:-auto}"
   nd verify --port "$PORT" --model "$model" --embedded --runs 3 --report "$OUT/verify.json" --junit "$OUT/verify.xml"

@@ -136,9 +136,9 @@ static inline int32_t nd_sat8(int32_t v)
 }
 #endif
 
-/* Where the fast kernels' code goes: a board's fast code memory when the project defines ND_KERNELS_CODE_SECTION (e.g.
- * the MCUXpresso SDK linker files' CodeQuickAccess, which their .ram_function section puts in ITCM and the startup
- * copies there), else .text.  The assembly files use the same macro. */
+/* Where the fast kernels' code goes: a board's fast code memory when the project defines ND_KERNELS_CODE_SECTION (the
+ * board file's [aot] code_section, e.g. .nd_itcm_text: a [[linker_sections]] output section in ITCM whose image the
+ * board layer copies from flash at start-up), else .text.  The assembly files use the same macro. */
 #ifdef ND_KERNELS_CODE_SECTION
 #define ND_STR_(x) #x
 #define ND_STR(x) ND_STR_(x)

@@ -21,32 +21,44 @@
 
 #define ND_LPUART ((LPUART_Type *)BOARD_DEBUG_UART_BASEADDR)
 
-/* CoreSight lock access key: the Cortex-M7 DWT ignores writes until it is unlocked. */
+/* CoreSight lock access key: the Cortex-M7 DWT ignores writes until it is unlocked.  Its Lock Access Register sits
+ * at offset 0xFB0 of the DWT; CMSIS 5's DWT_Type names it LAR, CMSIS 6's (the current MCUXpresso SDK) does not. */
 #define ND_DWT_LAR_KEY 0xC5ACCE55u
+#define ND_DWT_LAR (*(volatile uint32_t *)(DWT_BASE + 0xFB0u))
 
 static void nd_cycle_counter_start(void)
 {
     CoreDebug->DEMCR |= CoreDebug_DEMCR_TRCENA_Msk;
 #if defined(__CORTEX_M) && (__CORTEX_M == 7U)
-    DWT->LAR = ND_DWT_LAR_KEY;
+    ND_DWT_LAR = ND_DWT_LAR_KEY;
 #endif
     DWT->CYCCNT = 0u;
     DWT->CTRL |= DWT_CTRL_CYCCNTENA_Msk;
 }
 
-#ifdef ND_MODEL_CONST_SECTION
-/* The AOT engine's constant arrays run from on-chip RAM (board [aot] const_regions): the project's linker file loads
- * the .nd_const output section in flash at __nd_const_load__ and places it at __nd_const_start__..__nd_const_end__. */
-extern const uint32_t __nd_const_load__[];
-extern uint32_t __nd_const_start__[];
-extern uint32_t __nd_const_end__[];
+#if defined(ND_COPY_SECTIONS)
+/* Sections with a flash image that the SDK's start-up code does not know about (nd_board_config.h lists them; the
+ * project's linker file defines their symbols): copied word by word, both ends 4-byte aligned by the linker file. */
+#define ND_DECLARE_COPY_SECTION(s) extern uint32_t __##s##_load__[], __##s##_start__[], __##s##_end__[];
+ND_COPY_SECTIONS(ND_DECLARE_COPY_SECTION)
 
-static void nd_copy_model_constants(void)
+static void nd_copy_words(const uint32_t *from, uint32_t *to, const uint32_t *end)
 {
-    const uint32_t *src = __nd_const_load__;
-    for (uint32_t *dst = __nd_const_start__; dst < __nd_const_end__; dst++) {
-        *dst = *src++;
+    while (to < end) {
+        *to++ = *from++;
     }
+}
+
+#define ND_COPY_SECTION(s) nd_copy_words(__##s##_load__, __##s##_start__, __##s##_end__);
+
+static void nd_copy_sections(void)
+{
+    ND_COPY_SECTIONS(ND_COPY_SECTION)
+    /* Code may be among them: written through the data side, fetched through the instruction side. */
+    SCB_CleanDCache();
+    SCB_InvalidateICache();
+    __DSB();
+    __ISB();
 }
 #endif
 
@@ -56,6 +68,10 @@ void nd_board_init(void)
     BOARD_ConfigMPU();
     /* BOARD_ConfigMPU sizes the DTCM region for the fuse split; nd_flexram.c has enlarged DTCM (board file). */
     nd_flexram_fit_mpu();
+#if defined(ND_COPY_SECTIONS)
+    /* After the MPU (the regions' attributes) and before any code or data of these sections is used. */
+    nd_copy_sections();
+#endif
     /* BOARD_InitBootPins, not BOARD_InitPins: on the RT1050 EVKB the latter is empty and only the boot-pins call
      * muxes LPUART1 (BOARD_InitDEBUG_UARTPins); on the RT1170 it calls BOARD_InitPins, which does. */
     BOARD_InitBootPins();
@@ -65,10 +81,6 @@ void nd_board_init(void)
     /* Idempotent in CMSIS 5: kept so a board.c whose MPU setup leaves the caches off still runs at full speed. */
     SCB_EnableICache();
     SCB_EnableDCache();
-#ifdef ND_MODEL_CONST_SECTION
-    /* After the caches are on (a fast copy); the engine reads them only once nd_engine_init() runs. */
-    nd_copy_model_constants();
-#endif
     nd_cycle_counter_start();
 }
 

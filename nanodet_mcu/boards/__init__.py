@@ -3,8 +3,10 @@
 Schema (every key required unless marked optional):
 
     name, description            board id (= file stem) and a one-line description
-    family                       template family: templates/<family>/ holds its build files
-                                 ("mcux-armgcc": MCUXpresso SDK armgcc CMake; "gcc-make": plain Makefile)
+    family                       the default project family (FAMILIES below): its templates/<family>/ holds the
+                                 build files ("mcuxsdk": the current MCUXpresso SDK, west layout 24.12+;
+                                 "mcux-armgcc": the classic MCUXpresso SDK 2.x armgcc CMake; "gcc-make": Makefile)
+    families (optional)          every family the board supports, `family` among them (generate --sdk picks one)
     default_engine, engines      "tflm" | "aot"
     layer                        board layer directory firmware/<layer>/ (copied into the project)
     emulated_by (optional)       the emulator that runs this board (nothing to flash; `flash` points to emulate)
@@ -23,11 +25,6 @@ Schema (every key required unless marked optional):
              registers holding 2 bits per bank, bank 0 in the lowest bits, banks shared equally among them),
              tcm_size_register ("GPR14" when the device has CM7_CFGITCMSZ/CFGDTCMSZ fields, else ""),
              itcm_address, itcm_linker_region (the linker file's ITCM MEMORY region, resized to the split)
-    [aot] (optional)             where generate puts the AOT engine's hot parts
-             code_section (the linker file's input section for code that runs from fast memory: the fast kernels
-             go there), code_memory (that memory's name, for reports), const_regions ([[memory]] names, in order of
-             preference: the model's constants go to the first with room after the arena, copied there from flash by
-             the board layer at start-up; none with room: they stay in flash)
     [build]  (gcc-make family)   linker_script (in the layer directory), cflags (after the [core] architecture
              flags), ldflags
     [sdk]    (mcux-armgcc family) boards (SDK board names, first = default), device, core_id, cpu_define,
@@ -35,9 +32,26 @@ Schema (every key required unless marked optional):
              defines, asm_defines, components (CONFIG_USE_<component>), config (CONFIG_<x>=<v> settings),
              tflm_components, tflm_prebuilt_components, tflm_defines (eIQ TFLM middleware),
              linkserver ("<device>:<board>" names), pyocd_target
+    [mcuxsdk] (mcuxsdk family)   boards (the SDK's board names, first = default), core_id ("" on single-core
+             devices; the SDK then names the ELF <project>_<core_id>.elf), cpu_define (what the SDK defines for the
+             part, for checks compiling the board layer alone), device_dir (the device folder under the SDK root),
+             build_config (CMAKE_BUILD_TYPE / west --config: it picks the device linker file), kconfig (this
+             board's CONFIG_...=<v> lines for prj.conf), linkserver, pyocd_target (as in [sdk])
+    [[linker_sections]] (optional) extra output sections the mcux families add to the SDK's device linker file,
+             ahead of its .bss, besides the tensor arena's (which [[memory]] places):
+             name (".nd_<x>"), inputs (input section patterns), region (the linker file's MEMORY region; a
+             [[memory]] region with define_region is defined by the project), load ("noload": not in the image and
+             never zeroed; "copy": its image follows the SDK's load images in flash and nd_board_init copies it
+             from __nd_<x>_load__ to __nd_<x>_start__..__nd_<x>_end__), engines (optional: only for these engines)
+    [aot] (optional)             where the AOT engine's hot parts go, by name of [[linker_sections]] (aot, "copy",
+             each taking the input section of its own name):
+             code_section (the fast kernels' code, C and assembly: e.g. ITCM), const_sections (the model's constant
+             arrays, in order of preference: the first whose region, a [[memory]] region, has room beside the arena
+             takes them; the others are left out of the project; none with room: the constants stay in flash)
 """
 from __future__ import annotations
 
+import fnmatch
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -62,14 +76,40 @@ _REQUIRED = {
     "flexram": {"bank_bytes": int, "banks": int, "itcm_banks": int, "dtcm_banks": int, "ocram_banks": int,
                 "bank_cfg_registers": list, "tcm_size_register": str, "itcm_address": int, "itcm_linker_region": str},
     "build": {"linker_script": str, "cflags": list, "ldflags": list},
-    "aot": {"code_section": str, "code_memory": str, "const_regions": list},
+    "mcuxsdk": {"boards": list, "core_id": str, "cpu_define": str, "device_dir": str, "build_config": str,
+                "kconfig": list, "linkserver": list, "pyocd_target": str},
+    "linker_sections": {"name": str, "inputs": list, "region": str, "load": str},
+    "aot": {"code_section": str, "const_sections": list},
     "sdk": {"boards": list, "device": str, "core_id": str, "cpu_define": str, "build_config": str,
             "linker_script": str, "board_sources": list, "board_include_dirs": list, "defines": list,
             "asm_defines": list, "components": list, "config": list, "tflm_components": list,
             "tflm_prebuilt_components": list,
             "tflm_defines": list, "linkserver": list, "pyocd_target": str},
 }
-_FAMILY_TABLE = {"gcc-make": "build", "mcux-armgcc": "sdk"}
+
+
+@dataclass(frozen=True)
+class Family:
+    """A kind of generated project: the board table it reads, the SDK layout it builds with (generate --sdk) and
+    its template directories (shared ones first, templates/<name>/ last)."""
+    name: str
+    table: str
+    sdk: str  # "" = no SDK
+    shared: tuple[str, ...] = ()
+    core_suffixed_elf: bool = False  # the build names the ELF <project>_<core_id>.elf when the table has a core_id
+
+    @property
+    def template_dirs(self) -> tuple[str, ...]:
+        return (*self.shared, self.name)
+
+
+FAMILIES = {f.name: f for f in (
+    Family("gcc-make", "build", ""),
+    Family("mcuxsdk", "mcuxsdk", "mcuxsdk", ("mcux-common",), core_suffixed_elf=True),
+    Family("mcux-armgcc", "sdk", "classic", ("mcux-common",)),
+)}
+SDKS = tuple(f.sdk for f in FAMILIES.values() if f.sdk)  # generate --sdk choices, the current SDK first
+SECTION_LOADS = ("noload", "copy")
 FLEXRAM_KINDS = {"ocram": 1, "dtcm": 2, "itcm": 3}  # FLEXRAM_BANK_CFG 2-bit codes (0 = bank unused)
 
 
@@ -151,7 +191,54 @@ class Board:
 
     @property
     def family(self) -> str:
+        """The default family's name."""
         return self.data["family"]
+
+    @property
+    def families(self) -> list[str]:
+        return list(self.data.get("families", [self.data["family"]]))
+
+    def family_for(self, sdk: str | None = None) -> Family:
+        """The family generate --sdk `sdk` selects (None: the board's default)."""
+        if sdk is None:
+            return FAMILIES[self.family]
+        if sdk not in SDKS:
+            raise NanodetError(f"--sdk must be one of {', '.join(SDKS)}, not '{sdk}'")
+        found = [FAMILIES[f] for f in self.families if FAMILIES[f].sdk == sdk]
+        if not found:
+            offered = [FAMILIES[f].sdk for f in self.families if FAMILIES[f].sdk]
+            if not offered:
+                raise NanodetError(f"{self.name} builds without an MCUXpresso SDK ({self.family}): --sdk does not "
+                                   "apply to it")
+            raise NanodetError(f"{self.name} has no '{sdk}' project; --sdk {' or '.join(offered)}")
+        return found[0]
+
+    def sdk_table(self, family: str) -> dict:
+        """The board table a family reads ([mcuxsdk], [sdk], [build])."""
+        return self.data[FAMILIES[family].table]
+
+    def linker_sections(self, engine: str) -> list[dict]:
+        """[[linker_sections]] that apply to this engine."""
+        return [s for s in self.data.get("linker_sections", []) if engine in s.get("engines", ENGINES)]
+
+    @property
+    def aot(self) -> dict | None:
+        """The [aot] table (the fast kernels' section, the constants' candidate sections), or None."""
+        return self.data.get("aot")
+
+    def linker_section(self, name: str) -> dict:
+        """The [[linker_sections]] entry called `name`."""
+        return next(s for s in self.data.get("linker_sections", []) if s["name"] == name)
+
+    def region_name(self, linker_region: str) -> str:
+        """A linker MEMORY region as reports name it: its [[memory]] name, "ITCM" for the FlexRAM ITCM region, or
+        the linker name itself."""
+        for m in self.memory:
+            if m.linker_region == linker_region:
+                return m.name
+        if self.flexram is not None and linker_region == self.flexram.itcm_linker_region:
+            return "ITCM"
+        return linker_region
 
     @property
     def default_engine(self) -> str:
@@ -182,11 +269,6 @@ class Board:
     @property
     def memory(self) -> list[MemoryRegion]:
         return [_region(m, self.flexram) for m in self.data["memory"]]
-
-    @property
-    def aot(self) -> dict | None:
-        """The [aot] table (fast code section, constants' RAM candidates), or None."""
-        return self.data.get("aot")
 
     @property
     def resized_linker_regions(self) -> list[tuple[str, int, int]]:
@@ -254,24 +336,72 @@ def validate(data: dict, where: str) -> None:
             size = region["size"]
         if not 0 <= region["reserved"] < size:
             raise NanodetError(f"{where} [[memory]] {region['name']}: reserved must be in [0, size)")
-    if "aot" in data:
-        _check_table(f"{where} [aot]", data["aot"], _REQUIRED["aot"])
-        unknown = set(data["aot"]["const_regions"]) - {m["name"] for m in data["memory"]}
-        if unknown:
-            raise NanodetError(f"{where} [aot]: const_regions names no [[memory]] region: {', '.join(sorted(unknown))}")
-    family_table = _FAMILY_TABLE.get(data["family"])
-    if family_table is None:
-        raise NanodetError(f"{where}: unknown family '{data['family']}' (known: {', '.join(sorted(_FAMILY_TABLE))})")
-    if family_table not in data:
-        raise NanodetError(f"{where}: family {data['family']} needs a [{family_table}] table")
-    _check_table(f"{where} [{family_table}]", data[family_table], _REQUIRED[family_table])
-    if not (TEMPLATES_DIR / data["family"]).is_dir():
-        raise NanodetError(f"{where}: no templates/{data['family']}/ directory")
+    families = data.get("families", [data["family"]])
+    if not isinstance(families, list) or data["family"] not in families:
+        raise NanodetError(f"{where}: 'families' must be a list that includes family '{data['family']}'")
+    for name in families:
+        family = FAMILIES.get(name)
+        if family is None:
+            raise NanodetError(f"{where}: unknown family '{name}' (known: {', '.join(sorted(FAMILIES))})")
+        if family.table not in data:
+            raise NanodetError(f"{where}: family {name} needs a [{family.table}] table")
+        _check_table(f"{where} [{family.table}]", data[family.table], _REQUIRED[family.table])
+        for sub in family.template_dirs:
+            if not (TEMPLATES_DIR / sub).is_dir():
+                raise NanodetError(f"{where}: no templates/{sub}/ directory")
+    _check_linker_sections(data, where)  # after the families are known to exist
+    _check_aot(data, where)
     bad = [e for e in data["engines"] if e not in ENGINES]
     if bad or data["default_engine"] not in data["engines"]:
         raise NanodetError(f"{where}: engines must be among {ENGINES} and include default_engine")
     if data["timer"]["kind"] not in TIMER_KINDS:
         raise NanodetError(f"{where}: timer kind must be one of {TIMER_KINDS}")
+
+
+def _check_linker_sections(data: dict, where: str) -> None:
+    sections = data.get("linker_sections", [])
+    if not isinstance(sections, list):
+        raise NanodetError(f"{where}: [[linker_sections]] must be an array of tables")
+    # Only the mcux families write the linker file (templates/mcux-common/nd_linker.cmake.j2).
+    unplaced = [f for f in data.get("families", [data["family"]]) if "mcux-common" not in FAMILIES[f].shared]
+    if sections and unplaced:
+        raise NanodetError(f"{where}: [[linker_sections]] need an MCUXpresso family; {unplaced[0]} has its own "
+                           "linker script")
+    seen = {".nd_arena"}  # the arena's own output section
+    for i, s in enumerate(sections):
+        _check_table(f"{where} [[linker_sections]] #{i + 1}", s, _REQUIRED["linker_sections"])
+        name = s["name"]
+        if not name.startswith(".nd_") or not name[1:].isidentifier() or name in seen:
+            raise NanodetError(f"{where} [[linker_sections]] {name}: the name must be a new '.nd_<identifier>'")
+        seen.add(name)
+        if s["load"] not in SECTION_LOADS:
+            raise NanodetError(f"{where} [[linker_sections]] {name}: load must be one of {SECTION_LOADS}")
+        if not s["inputs"] or not all(isinstance(p, str) and p for p in s["inputs"]):
+            raise NanodetError(f"{where} [[linker_sections]] {name}: inputs must be non-empty strings")
+        if not set(s.get("engines", ENGINES)) <= set(ENGINES):
+            raise NanodetError(f"{where} [[linker_sections]] {name}: engines must be among {ENGINES}")
+
+
+def _check_aot(data: dict, where: str) -> None:
+    if "aot" not in data:
+        return
+    aot = data["aot"]
+    _check_table(f"{where} [aot]", aot, _REQUIRED["aot"])
+    sections = {s["name"]: s for s in data.get("linker_sections", []) if "aot" in s.get("engines", ENGINES)}
+    memory = {m["linker_region"] for m in data["memory"]}
+    for name in [aot["code_section"], *aot["const_sections"]]:
+        s = sections.get(name)
+        if s is None:
+            raise NanodetError(f"{where} [aot]: {name!r} is no [[linker_sections]] entry of the aot engine")
+        if s["load"] != "copy":
+            raise NanodetError(f"{where} [aot]: {name} must be a load = \"copy\" section (it holds code or data)")
+        if not any(fnmatch.fnmatchcase(name, p) for p in s["inputs"]):
+            raise NanodetError(f"{where} [aot]: {name}'s inputs must take the input section {name} (the generated "
+                               "code puts it there)")
+    for name in aot["const_sections"]:
+        if sections[name]["region"] not in memory:
+            raise NanodetError(f"{where} [aot]: const section {name} is placed in {sections[name]['region']}, which "
+                               "no [[memory]] region describes (its size decides whether the constants fit)")
 
 
 @cache

@@ -1,7 +1,8 @@
 """Render a self-contained firmware project for a board from a .tflite (see docs/architecture.md).
 
-The project is rendered into a temporary directory next to the destination and moved into place only when complete,
-so a failure never leaves half a project.  Rendering is deterministic: the same inputs give a byte-identical tree.
+The destination is checked first; the project is rendered into a temporary directory next to it and moved into
+place only when complete, so a failure never leaves half a project (nor the directories made for it).  Rendering
+is deterministic: the same inputs give a byte-identical tree.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from nanodet_mcu import (
     __version__,
     boards,
     model_info,
+    outputs,
     postprocess_fixed,
     preprocess,
     spec,
@@ -27,7 +29,7 @@ from nanodet_mcu import (
 from nanodet_mcu.codegen import aot
 from nanodet_mcu.codegen.aot import kernels
 from nanodet_mcu.codegen.c_array import hex_bytes, int_values
-from nanodet_mcu.codegen.placement import ConstPlacement, Placement, place_arena, place_constants
+from nanodet_mcu.codegen.placement import Placement, aot_placement, place_arena
 from nanodet_mcu.codegen.tflm_ops import resolver_methods
 from nanodet_mcu.errors import NanodetError
 from nanodet_mcu.floatbits import f32_bits
@@ -36,7 +38,7 @@ MANIFEST = "project.json"
 # TFLM's arena figure is measured on the host (64-bit pointers make its bookkeeping structs larger than on the
 # Cortex-M7), so it already over-covers the device; the margin absorbs allocator alignment and version differences.
 TFLM_ARENA_MARGIN = 16 * 1024
-ELF = "build/nanodet.elf"  # what every family's build.sh produces, relative to the project
+ELF = "build/nanodet.elf"  # what a family's build produces, relative to the project (but see elf_path)
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Project:
     flash_bytes: dict[str, int] = field(default_factory=dict)  # estimate of the big read-only items
     ram: dict[str, int] = field(default_factory=dict)  # AOT engine: kernel scratch (inside the arena), stack bound
     aot_placement: list[str] = field(default_factory=list)  # AOT engine on a board with [aot]: code and constants
+    family: str = ""  # the project family (boards.FAMILIES): which build files, which SDK
 
     @property
     def warning(self) -> str | None:
@@ -148,22 +151,6 @@ def _aot_engine(info: model_info.ModelInfo, tmp: Path, weights_format: str | Non
     return result.arena_bytes, ctx, {"aot_constants": result.flash_bytes}
 
 
-def _aot_placement(board: boards.Board, arena: Placement, const_bytes: int) -> tuple[dict, list[str], dict]:
-    """The board's [aot] placement of the engine: (template context, report lines, manifest entries).
-
-    The fast kernels' code goes to the board's code_section (ITCM on the i.MX RT boards); the constant arrays to the
-    first of its const_regions with room besides the arena (copied from flash at start-up), else they stay in flash."""
-    aot = board.aot
-    if aot is None:
-        return {"aot_code_section": "", "aot_const_region": None}, [], {}
-    consts: ConstPlacement = place_constants(const_bytes, aot["const_regions"], board.memory, arena)
-    ctx = {"aot_code_section": aot["code_section"], "aot_const_region": consts.region}
-    lines = [f"fast kernels' code in {aot['code_memory']} ({aot['code_section']})", consts.describe()]
-    manifest = {"code_section": aot["code_section"], "code_memory": aot["code_memory"],
-                "const_region": consts.region.name if consts.region else "flash"}
-    return ctx, lines, manifest
-
-
 ENGINES = {"tflm": _tflm_engine, "aot": _aot_engine}
 
 
@@ -174,9 +161,9 @@ def tflm_arena_reserved(host_bytes: int) -> int:
 
 def aot_arena_bytes(info: model_info.ModelInfo) -> int:
     """The AOT engine's exact static arena for this model (its planner, without writing any C)."""
-    from nanodet_mcu.codegen.aot import graph, lower, planner
+    from nanodet_mcu.codegen.aot import planner
 
-    return planner.plan(lower.lower(graph.read(info)))[1]
+    return planner.plan(aot.program(info))[1]
 
 
 def _with_aot_hint(placement: Placement, info: model_info.ModelInfo, board: boards.Board) -> Placement:
@@ -193,11 +180,15 @@ def _with_aot_hint(placement: Placement, info: model_info.ModelInfo, board: boar
 
 
 def _render_dir(env, sub: str, dest: Path, ctx: dict, written: list[str]) -> None:
+    """Every templates/<sub>/*.j2 into dest; a template that renders to whitespace only is not written (a file that
+    exists for some engines only, e.g. the TFLM-from-sources overlay)."""
     for tpl in sorted((TEMPLATES_DIR / sub).glob("*.j2")):
         name = tpl.name[:-3]
         if (dest / name).exists():
             raise NanodetError(f"templates/{sub}/{tpl.name} would overwrite {name} (also written by another part)")
         text = env.get_template(f"{sub}/{tpl.name}").render(**ctx)
+        if not text.strip():
+            continue
         (dest / name).write_text(text)
         if name.endswith(".sh"):
             (dest / name).chmod(0o755)
@@ -237,40 +228,73 @@ def _sources(files: list[str]) -> dict[str, list[str]]:
     return by_kind
 
 
+def elf_path(board: boards.Board, family: boards.Family) -> str:
+    """Where the family's build writes the ELF: build/nanodet.elf, or build/nanodet_<core_id>.elf where the build
+    names the target after the core (the current MCUXpresso SDK on a multicore device)."""
+    core_id = board.sdk_table(family.name).get("core_id", "") if family.core_suffixed_elf else ""
+    return f"build/nanodet_{core_id}.elf" if core_id else ELF
+
+
+def linker_sections(board: boards.Board, engine: str, arena: boards.MemoryRegion,
+                    dropped: set[str] = frozenset()) -> list[dict]:
+    """Output sections an mcux project adds to the SDK's linker file: the arena's, then the board file's
+    [[linker_sections]] for this engine except `dropped` (AOT constants' candidates not taken); each with its symbol
+    stem (the name without the dot)."""
+    arena_section = {"name": ".nd_arena", "inputs": [arena.section], "region": arena.linker_region, "load": "noload"}
+    board_sections = [s for s in board.linker_sections(engine) if s["name"] not in dropped]
+    return [{**s, "stem": s["name"][1:]} for s in [arena_section, *board_sections]]
+
+
+def defined_regions(board: boards.Board, sections: list[dict]) -> list[tuple[str, int, int]]:
+    """(MEMORY region, ORIGIN, LENGTH) of the [[memory]] regions with define_region that a section is placed in."""
+    used = {s["region"] for s in sections}
+    out = []
+    for r in board.memory:
+        if r.define_region and r.linker_region in used and r.linker_region not in [name for name, _, _ in out]:
+            out.append((r.linker_region, r.address, r.size))
+    return out
+
+
 def generate(board_name: str, model: str | Path, engine: str | None = None, out_dir: str | Path | None = None,
              embed_images: list[str | Path] = (), force: bool = False, log=None,
              tflm_include: list[str | Path] = (), tflm_lib: str | Path | None = None, profile: bool = False,
-             tflm_stock_transpose: bool = False, weights_format: str | None = None) -> Project:
+             tflm_stock_transpose: bool = False, sdk: str | None = None,
+             weights_format: str | None = None) -> Project:
     """Render the project; returns what was written.  Warnings (arena in SDRAM) also go to `log` (stderr).
 
     profile: the build's default turns the per-step instrumentation on (verify --profile / --bisect).
     tflm_stock_transpose: register the TFLM's own TRANSPOSE kernel instead of the reference one (diagnosing a TFLM).
+    sdk: the SDK layout of an RT project ("mcuxsdk": the current west SDK, "classic": mcux-sdk 2.x); None takes the
+    board's default family.
     weights_format: the AOT engine's conv weights, "int16" (default: fastest) or "int8" (half the flash)."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     board = boards.load(board_name)
+    family = board.family_for(sdk)
     engine = engine or board.default_engine
     if engine not in board.engines:
         raise NanodetError(f"board {board.name} supports engines {', '.join(board.engines)}, not '{engine}'")
-    user_tflm = _user_tflm(board, engine, tflm_include, tflm_lib)
+    user_tflm = _user_tflm(family, board, engine, tflm_include, tflm_lib)
     if tflm_stock_transpose and engine != "tflm":
         raise NanodetError("--tflm-stock-transpose applies to the tflm engine only")
-    info = model_info.load(model)
-    layout = model_info.nanodet_layout(info)
     out = Path(out_dir) if out_dir is not None else default_out_dir(board.name, engine)
     check_destination(out, force)
+    outputs.check_dir(out, "project directory")
+    info = model_info.load(model)
+    layout = model_info.nanodet_layout(info)
     post_params = _post_params_initializer(layout)
     images = _images([Path(p) for p in embed_images])
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        created = outputs.make_dirs(out.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as exc:
+        raise NanodetError(f"cannot create the project directory {out}: {exc.strerror or exc}") from None
     try:
         arena, engine_ctx, flash = ENGINES[engine](info, tmp, weights_format)
         placement = place_arena(arena, board.memory, board.name)
         if placement.warning and engine == "tflm" and "aot" in board.engines:
             placement = _with_aot_hint(placement, info, board)
-        aot_ctx, aot_lines, aot_manifest = ({"aot_code_section": "", "aot_const_region": None}, [], {})
-        if engine == "aot":
-            aot_ctx, aot_lines, aot_manifest = _aot_placement(board, placement, engine_ctx["aot_const_section_bytes"])
+        aot_place = aot_placement(board, engine, placement, engine_ctx.get("aot_const_section_bytes", 0))
         written = [f.name for f in sorted(tmp.iterdir())]  # the engine's own output (nd_model.c/h)
         lut = preprocess.input_lut(layout.input.scale, layout.input.zero_point)
         flash["images"] = len(images) * spec.INPUT_SIZE * spec.INPUT_SIZE * 3
@@ -279,16 +303,19 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
         if sum(flash.values()) > flash_size:
             raise NanodetError(f"model constants and {len(images)} embedded image(s) need {sum(flash.values())} bytes, "
                                f"more than the {flash_size} bytes of {board.data['flash']['name']}; embed fewer images")
+        sections = linker_sections(board, engine, placement.region, aot_place.dropped)
         ctx = {
             "version": __version__, "board": board.data, "engine": engine, "model_sha256": info.sha256,
+            "family": family.name, "sdk": board.sdk_table(family.name), "linker_sections": sections,
+            "defined_regions": defined_regions(board, sections),
+            "copy_sections": [s["stem"] for s in sections if s["load"] == "copy"],
             "model_name": Path(info.path).name, "model_bytes": info.size, "quant": _quant_defines(layout),
             "lut_rows": [int_values(row) for row in lut], "post_params": post_params, "max_detections":
             spec.MAX_DETECTIONS, "input_size": spec.INPUT_SIZE, "images": images, "arena_bytes": arena,
             "arena_region": placement.region, "arena_warning": placement.warning, "arena_text": placement.describe(),
-            "elf": ELF, "flexram": board.flexram, "resized_regions": board.resized_linker_regions,
+            "elf": elf_path(board, family), "flexram": board.flexram, "resized_regions": board.resized_linker_regions,
             "arch_flags": board.arch_flags, "profile": profile, "tflm_stock_transpose": tflm_stock_transpose,
-            **user_tflm, **engine_ctx, **aot_ctx,
-            "define_regions": _regions_to_define(placement.region, aot_ctx["aot_const_region"]),
+            "aot_placement": aot_place, "section_defines": aot_place.defines, **user_tflm, **engine_ctx,
         }
         env = _jinja_env()
         _render_dir(env, "common", tmp, ctx, written)
@@ -297,36 +324,33 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
         _copy_layer(board.layer_dir, tmp, written)
         _copy_model(info, tmp, written)
         ctx["sources"] = _sources(written)
-        _render_dir(env, board.family, tmp, ctx, written)
-        manifest = {"board": board.name, "engine": engine, "model_sha256": info.sha256, "arena_bytes": arena,
+        for sub in family.template_dirs:
+            _render_dir(env, sub, tmp, ctx, written)
+        manifest = {"board": board.name, "engine": engine, "family": family.name, "sdk": family.sdk,
+                    "model_sha256": info.sha256, "arena_bytes": arena,
                     "arena_region": placement.region.name, "elf": ctx["elf"],
                     "generated_by": f"nanodet-mcu {__version__}", "flash_bytes_estimate": flash,
                     "profile": profile, "tflm_stock_transpose": tflm_stock_transpose,
                     "files": sorted(written + [MANIFEST])}
         if "aot_ram" in engine_ctx:
-            manifest["aot"] = {"weights_format": engine_ctx["weights_format"], **engine_ctx["aot_ram"], **aot_manifest}
+            manifest["aot"] = {"weights_format": engine_ctx["weights_format"], **engine_ctx["aot_ram"],
+                               **aot_place.manifest()}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _normalise_modes(tmp)
-        _move_into_place(tmp, out)
+        with outputs.committing():
+            _move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        outputs.remove_dirs(created)
         raise
     if placement.warning:
         log(f"nanodet-mcu generate: {placement.warning}")
     return Project(out, board.name, engine, arena, placement, sorted(manifest["files"]), flash,
-                   engine_ctx.get("aot_ram", {}), aot_lines)
+                   engine_ctx.get("aot_ram", {}), aot_place.lines(), family.name)
 
 
-def _regions_to_define(*regions) -> list:
-    """The linker MEMORY regions the project adds to the SDK file (arena's, constants'), each once."""
-    out = []
-    for r in regions:
-        if r is not None and r.define_region and r.linker_region not in {o.linker_region for o in out}:
-            out.append(r)
-    return out
-
-
-def _user_tflm(board, engine: str, include: list[str | Path], lib: str | Path | None) -> dict:
+def _user_tflm(family: boards.Family, board: boards.Board, engine: str, include: list[str | Path],
+               lib: str | Path | None) -> dict:
     """A TFLM the user supplies (include dirs + static library), recorded as the project's build defaults.
 
     Only a project that builds TFLM-free of any SDK takes one: the MCUXpresso projects use the SDK's eIQ TFLM."""
@@ -334,7 +358,7 @@ def _user_tflm(board, engine: str, include: list[str | Path], lib: str | Path | 
         return {"tflm_include": [], "tflm_lib": ""}
     if engine != "tflm":
         raise NanodetError("--tflm-include/--tflm-lib apply to the tflm engine only")
-    if board.family != "gcc-make":
+    if family.sdk:
         raise NanodetError(f"{board.name} projects take TFLM from the MCUXpresso SDK (MCUX_SDK_ROOT), "
                            "not --tflm-include/--tflm-lib")
     dirs = [Path(d).resolve() for d in include]

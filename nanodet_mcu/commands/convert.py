@@ -2,6 +2,7 @@
 import os
 import time
 
+from nanodet_mcu import cliargs
 from nanodet_mcu.model import convert
 
 
@@ -12,7 +13,7 @@ def add_arguments(p):
     p.add_argument("--calib-dir", metavar="DIR",
                    help="folder of calibration images, never the ones you evaluate on (default: "
                         f"${convert.CALIB_ENV}; required when it is unset)")
-    p.add_argument("--num-calib", type=int, default=convert.DEFAULT_NUM_CALIB,
+    p.add_argument("--num-calib", type=cliargs.positive_int, default=convert.DEFAULT_NUM_CALIB,
                    help="calibration images drawn from the folder (default %(default)s)")
     p.add_argument("--seed", type=int, default=convert.DEFAULT_SEED, help="seed of the draw (default %(default)s)")
     p.add_argument("-o", "--output", default=convert.DEFAULT_OUTPUT, help="output .tflite (default %(default)s)")

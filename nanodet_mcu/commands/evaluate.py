@@ -1,5 +1,5 @@
 """`nanodet-mcu evaluate`: COCO bbox metrics for a .tflite or float .onnx model."""
-from nanodet_mcu import runners
+from nanodet_mcu import cliargs, runners
 from nanodet_mcu.model import evaluate
 from nanodet_mcu.pipeline import DECODERS
 
@@ -12,7 +12,7 @@ def add_arguments(p):
     p.add_argument("--annotations", required=True, metavar="JSON",
                    help="COCO instances JSON, e.g. annotations/instances_val2017.json; images of DIR it does not "
                         "list are skipped")
-    p.add_argument("--limit", type=int, metavar="N",
+    p.add_argument("--limit", type=cliargs.positive_int, metavar="N",
                    help="evaluate the first N annotated images, sorted by file name (default: all)")
     p.add_argument("--interpreter", choices=runners.runner_names(), default="tflm",
                    help="what runs an int8 model: tflm (tflite-micro), tflite (TensorFlow Lite) or aot (the AOT "

@@ -9,6 +9,10 @@ def add_arguments(p):
                    help="int8 NanoDet .tflite (from convert, or NXP's); copied into the project")
     p.add_argument("--engine", choices=boards.ENGINES,
                    help="inference engine (default: the board's, tflm for the RT boards, aot for mps2-an500)")
+    p.add_argument("--sdk", choices=boards.SDKS,
+                   help="MCUXpresso SDK layout the RT project builds with: mcuxsdk = the current SDK (west workspace "
+                        "from mcuxsdk-manifests, 24.12 and later), classic = mcux-sdk 2.x (2.15) (default: mcuxsdk for "
+                        "the RT boards; mps2-an500 needs no SDK)")
     p.add_argument("--out", metavar="DIR", help="project directory (default: build/<board>-<engine>/)")
     p.add_argument("--embed-images", nargs="+", default=[], metavar="IMG",
                    help="images stored in flash (resized to 320x320 RGB888) for on-device runs without upload "
@@ -37,11 +41,13 @@ def add_arguments(p):
 
 def run(args) -> int:
     from nanodet_mcu.codegen.generate import generate
+    from nanodet_mcu.device.sdk import NAMES
 
     project = generate(args.board, args.model, engine=args.engine, out_dir=args.out,
                        embed_images=args.embed_images, force=args.force,
                        tflm_include=args.tflm_include, tflm_lib=args.tflm_lib, profile=args.profile,
-                       tflm_stock_transpose=args.tflm_stock_transpose, weights_format=args.weights_format)
+                       tflm_stock_transpose=args.tflm_stock_transpose, weights_format=args.weights_format,
+                       sdk=args.sdk)
     print(f"{project.out_dir}: {project.board} project, {project.engine} engine, {len(project.files)} files")
     print(f"  {project.placement.describe()}")
     if project.ram:
@@ -56,4 +62,26 @@ def run(args) -> int:
     print(f"  build: {project.out_dir}/build.sh   (or: nanodet-mcu build {project.out_dir})")
     if args.profile:
         print("  per-step instrumentation on: verify --profile / --bisect")
+    sdk = boards.FAMILIES[project.family].sdk
+    if sdk:
+        print(f"  SDK: {NAMES[sdk]} in MCUX_SDK_ROOT (--sdk {sdk}; its README.md says how to get it)")
+        _note_other_sdk(sdk)
     return 0
+
+
+def _note_other_sdk(sdk: str) -> None:
+    """Say now, not at build time, when MCUX_SDK_ROOT already holds the other SDK layout."""
+    import os
+    import sys
+
+    from nanodet_mcu.device.sdk import NAMES, detect
+    from nanodet_mcu.errors import NanodetError
+
+    root = os.environ.get("MCUX_SDK_ROOT")
+    try:
+        tree = detect(root) if root else None
+    except NanodetError:
+        return
+    if tree is not None and tree.sdk != sdk:
+        print(f"nanodet-mcu generate: note: MCUX_SDK_ROOT={root} holds {NAMES[tree.sdk]}; this project needs "
+              f"{NAMES[sdk]} (generate with --sdk {tree.sdk} for that tree)", file=sys.stderr)

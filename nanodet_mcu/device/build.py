@@ -1,7 +1,8 @@
 """Build a generated project: run its build.sh (the one entry point generate writes) and find the ELF.
 
-The project says what it is in project.json; RT boards build with the MCUXpresso SDK's armgcc CMake flow and need
-MCUX_SDK_ROOT, the emulated board with a plain Makefile.
+The project says what it is in project.json; RT boards build with an MCUXpresso SDK (the current west `mcuxsdk`
+layout, or the classic 2.x one with generate --sdk classic) found through MCUX_SDK_ROOT, whose layout is checked
+against the project's before anything runs; the emulated board builds with a plain Makefile.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from nanodet_mcu import boards
+from nanodet_mcu.device import sdk as sdk_tree
 from nanodet_mcu.errors import NanodetError
 
 MANIFEST = "project.json"
@@ -50,23 +52,50 @@ def read_manifest(project: Path) -> dict:
         raise NanodetError(f"{project} is not a generated project (no {MANIFEST}; run nanodet-mcu generate)") from None
     except (OSError, ValueError) as exc:
         raise NanodetError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise NanodetError(f"{path} is not a nanodet-mcu manifest (a JSON {type(manifest).__name__}, not an object); "
+                           "regenerate the project")
     missing = [k for k in ("board", "engine", "elf") if not isinstance(manifest.get(k), str)]
     if missing:
         raise NanodetError(f"{path} lacks {', '.join(missing)}")
     return manifest
 
 
-def check_environment(manifest: dict) -> None:
+def project_family(manifest: dict) -> boards.Family | None:
+    """The project's family from project.json (projects made before generate --sdk existed are classic ones), or
+    None for a board this version does not know."""
     try:
-        family = boards.load(manifest["board"]).family
+        board = boards.load(manifest["board"])
     except NanodetError:
-        family = None
-    if family == "mcux-armgcc" and not os.environ.get("MCUX_SDK_ROOT"):
-        raise NanodetError(f"building for {manifest['board']} needs the MCUXpresso SDK: set MCUX_SDK_ROOT to its root "
-                           f"(see the project's README.md)")
+        return None
+    name = manifest.get("family") or ("mcux-armgcc" if "mcux-armgcc" in board.families else board.family)
+    return boards.FAMILIES.get(name)
+
+
+def check_environment(manifest: dict) -> dict[str, str]:
+    """One-line NanodetError for what the build lacks (SDK, its layout, tools); else the environment for build.sh."""
+    env = dict(os.environ)
+    family = project_family(manifest)
+    if family is not None and family.sdk:
+        wanted = sdk_tree.NAMES[family.sdk]
+        root = os.environ.get("MCUX_SDK_ROOT")
+        if not root:
+            raise NanodetError(f"building for {manifest['board']} needs the MCUXpresso SDK: set MCUX_SDK_ROOT to "
+                               f"{wanted} (see the project's README.md)")
+        tree = sdk_tree.detect(root)
+        if tree.sdk != family.sdk:
+            raise NanodetError(f"this project is for {wanted}, but MCUX_SDK_ROOT={root} holds "
+                               f"{sdk_tree.NAMES[tree.sdk]}: point MCUX_SDK_ROOT at {wanted}, or generate the "
+                               f"project again with --sdk {tree.sdk}")
+        missing = sdk_tree.missing_tools(family.sdk)
+        if missing:
+            hint = f": {sdk_tree.MCUXSDK_TOOLS_HINT}" if family.sdk == "mcuxsdk" else ""
+            raise NanodetError(f"the {family.sdk} build needs {', '.join(missing)}{hint}")
+        env["MCUX_SDK_ROOT"] = str(tree.root)
     if shutil.which(os.environ.get("CROSS", "arm-none-eabi-") + "gcc") is None and not os.environ.get("ARMGCC_DIR"):
         raise NanodetError("arm-none-eabi-gcc not found: install the GNU Arm toolchain "
                            "(Debian: apt install gcc-arm-none-eabi libnewlib-arm-none-eabi)")
+    return env
 
 
 def build(project_dir: str | Path, log=None) -> Path:
@@ -76,9 +105,9 @@ def build(project_dir: str | Path, log=None) -> Path:
     script = project / "build.sh"
     if not script.is_file():
         raise NanodetError(f"{script} is missing: regenerate the project")
-    check_environment(manifest)
+    env = check_environment(manifest)
     proc = subprocess.run(["sh", str(script.resolve())], cwd=project, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+                          stderr=subprocess.STDOUT, text=True, env=env)
     if log is not None:
         for line in proc.stdout.splitlines():
             log(line)

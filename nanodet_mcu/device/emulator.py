@@ -101,6 +101,7 @@ class Emulator:
         if proc is not None:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGCONT)  # a stopped QEMU (SIGSTOP, a debugger) handles SIGTERM only then
                 try:
                     proc.wait(5)
                 except subprocess.TimeoutExpired:

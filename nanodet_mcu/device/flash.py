@@ -1,7 +1,8 @@
 """Flash the built image of a generated project with a debug probe: NXP LinkServer or pyOCD.
 
-The names each tool needs come from the board file (`[sdk] linkserver` = "<device>:<board>" per SDK board,
-`[sdk] pyocd_target`), so adding a board adds no code here.  A board with `emulated_by` has nothing to flash.
+The names each tool needs come from the board file's table of the project's SDK layout (`[mcuxsdk]` or `[sdk]`:
+`linkserver` = "<device>:<board>" per SDK board, `pyocd_target`), so adding a board adds no code here.  A board
+with `emulated_by` has nothing to flash.
 LinkServer is NXP's installer (not on PyPI) and is used when `LinkServer` is on PATH; pyOCD is the optional extra
 `pip install nanodet-mcu[pyocd]`, run with the interpreter it is installed in.
 """
@@ -17,14 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nanodet_mcu import boards
-from nanodet_mcu.device.build import read_manifest
+from nanodet_mcu.device.build import project_family, read_manifest
 from nanodet_mcu.errors import NanodetError
 
 PROBES = ("auto", "linkserver", "pyocd")
 LINKSERVER = "LinkServer"
 INSTALL_HINT = ("install NXP LinkServer (nxp.com; put LinkServer on PATH) or pyOCD "
                 "(pip install 'nanodet-mcu[pyocd]')")
-_CMAKE_BOARD = re.compile(r"^MCUX_SDK_BOARD:\w+=(\S+)$", re.MULTILINE)
+_CMAKE_BOARD = re.compile(r"^(?:MCUX_SDK_BOARD|board):\w+=(\S+)$", re.MULTILINE)  # classic | mcuxsdk
 
 
 @dataclass(frozen=True)
@@ -41,30 +42,30 @@ class FlashPlan:
         return shlex.join(self.command)
 
 
-def sdk_board(project: Path, board: boards.Board) -> str:
-    """The SDK board the image was built for: the build's CMake cache, else $MCUX_SDK_BOARD, else the default."""
-    names = board.data["sdk"]["boards"]
+def sdk_board(project: Path, sdk: dict) -> str:
+    """The SDK board the image was built for (`sdk`: the board file's table of the project's SDK layout): the
+    build's CMake cache, else $MCUX_SDK_BOARD, else the default."""
+    names = sdk["boards"]
     try:
         found = _CMAKE_BOARD.search((project / "build" / "CMakeCache.txt").read_text(errors="replace"))
     except OSError:
         found = None
     name = found.group(1) if found else os.environ.get("MCUX_SDK_BOARD") or names[0]
     if name not in names:
-        raise NanodetError(f"the image was built for SDK board '{name}', which {board.name} does not list "
-                           f"({', '.join(names)})")
+        raise NanodetError(f"the image was built for SDK board '{name}', which the board file does not list for "
+                           f"this SDK ({', '.join(names)})")
     return name
 
 
-def linkserver_command(board: boards.Board, image: Path, sdk_board_name: str, tool: str = LINKSERVER) -> list[str]:
-    """`LinkServer flash <device>:<board> load <image>` (the board file pairs [sdk] linkserver with [sdk] boards)."""
-    sdk = board.data["sdk"]
+def linkserver_command(sdk: dict, image: Path, sdk_board_name: str, tool: str = LINKSERVER) -> list[str]:
+    """`LinkServer flash <device>:<board> load <image>` (the board file pairs linkserver with boards)."""
     device = sdk["linkserver"][sdk["boards"].index(sdk_board_name)]
     return [tool, "flash", device, "load", str(image)]
 
 
-def pyocd_command(board: boards.Board, image: Path, tool: list[str] | None = None) -> list[str]:
+def pyocd_command(sdk: dict, image: Path, tool: list[str] | None = None) -> list[str]:
     """`pyocd flash --no-wait -t <target> <image>`: fails at once when no probe is attached instead of waiting."""
-    return [*(tool or ["pyocd"]), "flash", "--no-wait", "-t", board.data["sdk"]["pyocd_target"], str(image)]
+    return [*(tool or ["pyocd"]), "flash", "--no-wait", "-t", sdk["pyocd_target"], str(image)]
 
 
 def linkserver_tool() -> str | None:
@@ -79,18 +80,21 @@ def pyocd_tool() -> list[str] | None:
     return [path] if path else None
 
 
-def _flashable_board(manifest: dict, image: Path) -> boards.Board:
+def _flashable_sdk(manifest: dict, image: Path) -> dict:
+    """The board file's table (of the project's SDK layout) that names the flashing tools' device and target."""
     board = boards.load(manifest["board"])
     emulated_by = board.data.get("emulated_by")
     if emulated_by:
         raise NanodetError(f"{board.name} is an emulated board ({emulated_by}), there is no probe to flash: run the "
                            f"image with `nanodet-mcu emulate {image}` or check it with `nanodet-mcu verify --emulate "
                            f"{image} --model MODEL`")
-    sdk = board.data.get("sdk", {})
+    family = project_family(manifest)
+    sdk = board.data.get(family.table, {}) if family is not None else {}
     if not sdk.get("linkserver") or not sdk.get("pyocd_target"):
-        raise NanodetError(f"the board file of {board.name} names no LinkServer device or pyOCD target ([sdk] "
+        where = f"[{family.table}] " if family is not None else ""
+        raise NanodetError(f"the board file of {board.name} names no LinkServer device or pyOCD target ({where}"
                            "linkserver, pyocd_target)")
-    return board
+    return sdk
 
 
 def plan(project_dir: str | Path, probe: str = "auto", dry_run: bool = False) -> FlashPlan:
@@ -100,7 +104,7 @@ def plan(project_dir: str | Path, probe: str = "auto", dry_run: bool = False) ->
     project = Path(project_dir)
     manifest = read_manifest(project)
     image = project / manifest["elf"]
-    board = _flashable_board(manifest, image)
+    sdk = _flashable_sdk(manifest, image)
     if not dry_run and not image.is_file():
         raise NanodetError(f"{image} is not built yet: run `nanodet-mcu build {project}` first")
     linkserver, pyocd = linkserver_tool(), pyocd_tool()
@@ -115,11 +119,11 @@ def plan(project_dir: str | Path, probe: str = "auto", dry_run: bool = False) ->
         if linkserver is None and not dry_run:
             raise NanodetError(f"{LINKSERVER} not found on PATH: install NXP LinkServer (nxp.com, not on PyPI) or "
                                "use --probe pyocd")
-        return FlashPlan(probe, linkserver_command(board, image, sdk_board(project, board), linkserver or LINKSERVER),
-                         image)
+        command = linkserver_command(sdk, image, sdk_board(project, sdk), linkserver or LINKSERVER)
+        return FlashPlan(probe, command, image)
     if pyocd is None and not dry_run:
         raise NanodetError("pyOCD is not installed: pip install 'nanodet-mcu[pyocd]' (or use --probe linkserver)")
-    return FlashPlan(probe, pyocd_command(board, image, pyocd), image)
+    return FlashPlan(probe, pyocd_command(sdk, image, pyocd), image)
 
 
 def _first_error(output: str) -> str:

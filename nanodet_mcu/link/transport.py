@@ -12,6 +12,11 @@ class LinkClosed(NanodetError):
     """The port went away (board unplugged, emulator exited)."""
 
 
+class WriteTimeout(NanodetError):
+    """The device stopped taking bytes (a frozen emulator, a board halted in the debugger): the port is still open,
+    so the request just failed, like one that got no reply."""
+
+
 class SerialTransport:
     """Writes frames, reads whatever arrives and turns it into frames; counts what it saw for the report."""
 
@@ -27,12 +32,16 @@ class SerialTransport:
         self.bytes_sent = 0
         self.bytes_received = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, timeout: float = 10.0) -> None:
+        """All of `data`, or WriteTimeout when the device takes none of it for `timeout` seconds."""
         import serial
 
         try:
+            self._serial.write_timeout = max(timeout, 0.01)
             self._serial.write(data)
             self._serial.flush()
+        except serial.SerialTimeoutException as exc:
+            raise WriteTimeout(f"{self.port} took no data for {timeout:g} s") from exc
         except (serial.SerialException, OSError, termios.error) as exc:  # pty of an exited emulator: termios.error
             raise LinkClosed(f"writing to {self.port} failed: {exc}") from exc
         self.bytes_sent += len(data)

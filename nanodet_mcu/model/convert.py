@@ -4,21 +4,20 @@ Calibration draws `num_calib` images with `seed` from the sorted listing of `cal
 exactly as at inference (`preprocess.resize_rgb` then `preprocess.normalize`).  The converter's min/max
 calibration is then refined: each activation range is clipped where the int8 error over the calibration
 histogram is least (`refine_ranges_mse`: outputs 20-25% closer to the float model's than plain min/max).
-The same inputs give a byte-identical file.  The result is written atomically and checked with
-`model_info.nanodet_layout`.
+The same inputs give a byte-identical file.  The output path is checked before anything else; the result is checked
+with `model_info.nanodet_layout` and written atomically.
 """
 from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from nanodet_mcu import model_info, preprocess, spec
+from nanodet_mcu import model_info, outputs, preprocess, spec
 from nanodet_mcu.errors import NanodetError
 from nanodet_mcu.progress import QUIET, Steps
 
@@ -220,18 +219,10 @@ def check_model(data: bytes) -> model_info.ModelInfo:
 
 
 def write_atomic(data: bytes, out_path: Path) -> None:
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the model private to its converter
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """The model appears whole or not at all (readable by all: mkstemp's 0600 would make it private)."""
+    with outputs.Staged() as out:
+        out.add(out_path, data, 0o666)
+        out.commit()
 
 
 def convert_report(weights: str | Path, calib_dir: str | Path | None = None, num_calib: int = DEFAULT_NUM_CALIB,
@@ -241,7 +232,8 @@ def convert_report(weights: str | Path, calib_dir: str | Path | None = None, num
     from nanodet_mcu.model.nanodet_tf import NanodetStride32
     from nanodet_mcu.model.weights import load_weights
 
-    loaded = load_weights(weights)  # first: a bad weights file fails before the slow parts (and any progress line)
+    out = outputs.check_file(out_path, "output")  # first: an unwritable output fails before the slow parts
+    loaded = load_weights(weights)  # then a bad weights file, before the slow parts (and any progress line)
     files = calibration_images(default_calib_dir() if calib_dir is None else calib_dir, num_calib, seed)
     inputs = calibration_inputs(files, steps)
     with steps.step("loading TensorFlow"), model_info._captured_output(2):  # its import logs (absl, oneDNN, CUDA)
@@ -249,7 +241,6 @@ def convert_report(weights: str | Path, calib_dir: str | Path | None = None, num
     data = quantize_graph(NanodetStride32(loaded.weights), inputs, steps=steps)
     data = put_scores_first(data)
     info = check_model(data)
-    out = Path(out_path)
     write_atomic(data, out)
     return ConvertReport(out, loaded.source, files, info.parameters, len(data))
 

@@ -18,10 +18,39 @@ def load_annotations(path: str | Path):
     from pycocotools.coco import COCO
 
     try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise NanodetError(f"cannot read COCO annotations {path}: {exc}") from None
+    problem = _coco_problem(data)
+    if problem:
+        raise NanodetError(f"{path} is not a COCO instances file: {problem}")
+    try:
         with contextlib.redirect_stdout(io.StringIO()):
-            return COCO(str(path))
-    except (OSError, ValueError, KeyError) as exc:
-        raise NanodetError(f"cannot read COCO annotations {path}: {exc}") from exc
+            coco = COCO()
+            coco.dataset = data
+            coco.createIndex()
+            return coco
+    except Exception as exc:  # pycocotools asserts and indexes without checking
+        raise NanodetError(f"{path} is not a COCO instances file: {type(exc).__name__}: {exc}") from None
+
+
+def _coco_problem(data) -> str | None:
+    """What keeps `data` from being COCO instances (images with id and file_name; annotations with image_id,
+    category_id and a 4-number bbox), or None."""
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object"
+    for key, fields in (("images", ("id", "file_name")), ("annotations", ("image_id", "category_id", "bbox")),
+                        ("categories", ("id",))):
+        items = data.get(key)
+        if not isinstance(items, list):
+            return f"'{key}' is missing or not a list"
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or any(f not in item for f in fields):
+                return f"{key}[{i}] lacks {', '.join(fields)}"
+            if key == "annotations" and (not isinstance(item["bbox"], list) or len(item["bbox"]) != 4):
+                return f"annotations[{i}].bbox is not [x, y, w, h]"
+    return None
 
 
 def evaluate_model(model_path: str | Path, images_dir: str | Path, annotations: str | Path,

@@ -1,46 +1,25 @@
-"""Renderings of a verify Report: a rich summary for people, JSON and JUnit XML for CI (written atomically)."""
+"""Renderings of a verify Report: a rich summary for people, JSON and JUnit XML for CI (written atomically; the verify
+command commits both files together through outputs.Staged)."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from nanodet_mcu.errors import NanodetError
+from nanodet_mcu import outputs
 from nanodet_mcu.verify.verifier import Report
 
 
 def check_writable(path: str | Path, option: str = "") -> None:
     """Fail in a second, not after a long run: `path` must be a file this user can create or replace (its missing
-    parent directories are created on write, as `_write_atomic` does)."""
-    path, what = Path(path), f"{option} {path}".strip()
-    if path.is_dir():
-        raise NanodetError(f"cannot write {what}: it is a directory")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise NanodetError(f"cannot write {what}: {parent} is not a directory")
-    try:
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
-    except OSError as exc:
-        raise NanodetError(f"cannot write {what}: {parent}: {exc.strerror or exc}") from exc
-    os.close(fd)
-    os.unlink(probe)
+    parent directories are created on write)."""
+    outputs.check_file(path, option)
 
 
 def _write_atomic(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with outputs.Staged() as out:
+        out.add(path, text)
+        out.commit()
 
 
 def to_json(value, level: int = 0) -> str:
@@ -56,7 +35,11 @@ def to_json(value, level: int = 0) -> str:
 
 
 def write_json(report: Report, path: str | Path) -> None:
-    _write_atomic(path, to_json(report.as_dict()) + "\n")
+    _write_atomic(path, json_text(report))
+
+
+def json_text(report: Report) -> str:
+    return to_json(report.as_dict()) + "\n"
 
 
 def junit_xml(report: Report) -> str:
@@ -128,6 +111,9 @@ def print_summary(report: Report, console=None) -> None:
         console.print(lat)
     link = report.link
     if link:
-        console.print(f"link: {link['requests']} requests, {link['retries']} retries, {link['bad_frames']} bad frames, "
-                      f"{link['bytes_sent']} B sent, {link['bytes_received']} B received in {link['seconds']:.1f} s")
+        rate = 100 * link["retries"] / max(1, link["requests"] + link["retries"])
+        reasks = f", {link['reasks']} re-asks after BUSY" if link.get("reasks") else ""
+        console.print(f"link: {link['requests']} requests, {link['retries']} retries ({rate:.1f}% of frames){reasks}, "
+                      f"{link['bad_frames']} bad frames, {link['bytes_sent']} B sent, {link['bytes_received']} B "
+                      f"received in {link['seconds']:.1f} s")
     console.print("[bold green]verify: PASS[/]" if report.passed else "[bold red]verify: FAIL[/]")

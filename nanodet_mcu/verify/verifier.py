@@ -85,6 +85,8 @@ def timer_unit(info: p.Info) -> tuple[str, float]:
     """(unit label, factor from timer ticks): emulated instructions on QEMU, milliseconds from cycles on boards."""
     if "instruction" in info.timer_kind:
         return "M emulated instructions", info.timer_units_per_tick / 1e6
+    if info.core_clock_hz <= 0:  # a broken INFO (check_model fails the run): keep the raw counts
+        return "ticks", 1.0
     return "ms", info.timer_units_per_tick / info.core_clock_hz * 1e3
 
 
@@ -116,6 +118,9 @@ def check_model(info: p.Info, model: model_info.ModelInfo, layout: model_info.Na
                             f"{tensor.scale:g}/{tensor.zero_point}")
     if info.engine_status != 0:
         problems.append(f"engine failed to initialise (status {info.engine_status})")
+    if info.timer_units_per_tick <= 0 or ("instruction" not in info.timer_kind and info.core_clock_hz <= 0):
+        problems.append(f"device reports a {info.core_clock_hz} Hz core clock and {info.timer_units_per_tick} timer "
+                        f"units per tick: its timings cannot be converted (board clock configuration?)")
     if problems:
         return Check("model", None, False, "; ".join(problems))
     return Check("model", None, True, f"sha256 {model.sha256[:16]}... and quantisation match",
@@ -215,11 +220,12 @@ class Verifier:
     """profile: one timed run per step after the checks; bisect: look for the first divergent step on the first
     input whose outputs differ (or the first input); bisect_on_fail: the same, only when some outputs differ."""
 
-    def __init__(self, client: DeviceClient, model_path: str | Path, tolerance: int = 0,
+    def __init__(self, client: DeviceClient, model_path: str | Path | model_info.ModelInfo, tolerance: int = 0,
                  progress: Callable[[str], None] = lambda msg: None, profile: bool = False, bisect: bool = False,
                  bisect_on_fail: bool = False, bisect_dir: str | Path = "."):
         self.client = client
-        self.model = model_info.load(model_path)
+        self.model = model_path if isinstance(model_path, model_info.ModelInfo) else model_info.load(model_path)
+        model_path = self.model.path
         self.layout = model_info.nanodet_layout(self.model)
         self.params = postprocess_fixed.params_for(self.layout)
         self.tolerance = tolerance
@@ -251,6 +257,7 @@ class Verifier:
         return self._runner
 
     def verify_image(self, item: ImageInput, runs: int) -> None:
+        self.client.doing = f"verifying {item.name}"
         results = []
         for _ in range(runs):
             if item.rgb320 is not None:

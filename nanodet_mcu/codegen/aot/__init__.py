@@ -1,7 +1,8 @@
 """The AOT engine generator: a .tflite int8 model -> plain C (nd_model.c/.h) over firmware/common/nd_kernels.
 
-`emit_c(info, out_dir)` reads the flatbuffer into a graph (graph.py), lowers it to kernel calls with every constant
-precomputed (lower.py, quant.py), plans the arena statically (planner.py) and renders the C (emit.py).
+`emit_c(info, out_dir)` reads the flatbuffer into a graph (graph.py), checks every op as TFLM's Prepare would
+(validate.py), lowers it to kernel calls with every constant precomputed (lower.py, quant.py), plans the arena
+statically (planner.py) and renders the C (emit.py).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nanodet_mcu import model_info
-from nanodet_mcu.codegen.aot import emit, graph, lower, planner
+from nanodet_mcu.codegen.aot import emit, graph, lower, planner, validate
 
 FILES = ("nd_model.c", "nd_model.h")
 
@@ -23,6 +24,20 @@ class AotResult:
     flash_bytes: int = 0  # bytes of constant arrays (weights, tables) the normal kernel build compiles
     scratch_bytes: int = 0  # the largest kernel scratch of any step (inside the arena)
     const_section_bytes: int = 0  # the constant arrays word-aligned, larger of the two kernel builds (RAM placement)
+
+
+def read(info: model_info.ModelInfo) -> graph.Graph:
+    """The model's graph after the front-end checks (validate.py, as TFLM's Prepare would): what passes lowers to C
+    that builds and computes what TFLM computes.  Every user of a lowering (emit, the arena figure, the step tables)
+    starts here."""
+    g = graph.read(info)
+    validate.validate(g)
+    return g
+
+
+def program(info: model_info.ModelInfo, weights_format: str = "int16") -> lower.Program:
+    """The model's lowered program (read, then lower.lower)."""
+    return lower.lower(read(info), weights_format)
 
 
 def emit_c(info: model_info.ModelInfo, out_dir: str | Path, weights_format: str = "int16") -> AotResult:
@@ -40,7 +55,7 @@ def emit_any(info: model_info.ModelInfo, out_dir: str | Path, nanodet: bool = Fa
     if nanodet:
         layout = model_info.nanodet_layout(info)
         scores, boxes = layout.scores.index, layout.boxes.index
-    prog = lower.lower(graph.read(info), weights_format)
+    prog = program(info, weights_format)
     offsets, arena = planner.plan(prog)
     texts = {"nd_model.h": emit.header(info, arena, prog),
              "nd_model.c": emit.source(info, prog, offsets, scores, boxes)}

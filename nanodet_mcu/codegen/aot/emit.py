@@ -34,7 +34,9 @@ def _guarded(ref_text: str, fast_text: str) -> str:
 
 
 def build_consts(prog: Program) -> tuple[list[Const], list[Const]]:
-    """(constants of the reference-only build, constants of the normal build), each in creation order."""
+    """(constants of the reference-only build, constants of the normal build), each in creation order: only those
+    some call of that build references (the lowering may compute tables a layer ends up not needing, and an unused
+    static const would fail -Werror's -Wunused-const-variable and waste flash)."""
     ref, fast = set(), set()
     for s in prog.steps:
         for call in s.calls:

@@ -1,8 +1,9 @@
 """The .tflite flatbuffer as a small graph IR: tensors (shape, type, quantisation, constant data) and ops (builtin
-name, inputs, outputs, options), in execution order.  Non-int8 activations are refused here; which ops the engine
-supports is lower.LOWERINGS."""
+name, inputs, outputs, options), in execution order.  Constants whose data does not fit their shape and options of
+the wrong type are refused here; which ops the engine supports is lower.LOWERINGS, and validate.py checks the rest."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +35,7 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape)) if self.shape else 1
+        return math.prod(self.shape)  # exact (np.prod could wrap on a corrupt shape); 1 for a scalar
 
 
 @dataclass
@@ -54,14 +55,18 @@ class Graph:
     outputs: list[int]
 
 
-def _options(s, op, kind: str) -> dict:
-    table = op.BuiltinOptions()
+def _options(s, op, kind: str, index: int) -> dict:
     cls = {"CONV_2D": s.Conv2DOptions, "DEPTHWISE_CONV_2D": s.DepthwiseConv2DOptions, "MAX_POOL_2D": s.Pool2DOptions,
            "CONCATENATION": s.ConcatenationOptions, "SPLIT": s.SplitOptions,
            "RESIZE_BILINEAR": s.ResizeBilinearOptions, "LEAKY_RELU": s.LeakyReluOptions, "ADD": s.AddOptions,
            "STRIDED_SLICE": s.StridedSliceOptions}.get(kind)
-    if cls is None or table is None:
+    if cls is None:
         return {}
+    table = op.BuiltinOptions()
+    # An op whose options table is missing or of another op's type (a corrupted opcode) would be read as garbage.
+    if table is None or op.BuiltinOptionsType() != getattr(s.BuiltinOptions, cls.__name__):
+        raise NanodetError(f"the AOT engine refuses operator {index} ({kind}): its options are "
+                           f"{'missing' if table is None else 'of another type'} (expected {cls.__name__})")
     o = cls()
     o.Init(table.Bytes, table.Pos)
     names = {"CONV_2D": ("Padding", "StrideH", "StrideW", "DilationHFactor", "DilationWFactor",
@@ -87,9 +92,14 @@ def _buffer_data(model, data: bytes, t) -> np.ndarray | None:
         raw = data[buf.Offset():buf.Offset() + buf.Size()]
     else:
         return None
+    name = (t.Name() or b"").decode(errors="replace")
     if dtype is None:
-        raise NanodetError(f"constant tensor '{(t.Name() or b'').decode()}' has unsupported type {t.Type()}")
+        raise NanodetError(f"constant tensor '{name}' has unsupported type {t.Type()}")
     shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+    need = math.prod(shape) * np.dtype(dtype).itemsize
+    if len(raw) != need:
+        raise NanodetError(f"constant tensor '{name}' {list(shape)} has {len(raw)} bytes of data, its shape and "
+                           f"type need {need} (corrupt model)")
     return np.frombuffer(raw, dtype).reshape(shape).copy()
 
 
@@ -120,12 +130,5 @@ def read(info: model_info.ModelInfo) -> Graph:
         kind = names.get(codes[op.OpcodeIndex()], f"OP{codes[op.OpcodeIndex()]}")
         ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
         outs = [int(x) for x in op.OutputsAsNumpy()]
-        ops.append(Op(i, kind, ins, outs, _options(s, op, kind)))
-        data_in = ins[1:2] if kind == "SPLIT" else ins[:1]  # the activation input (SPLIT's comes second)
-        for ti in outs + [t for t in data_in if t >= 0]:
-            if tensors[ti].dtype != "int8":
-                raise NanodetError(f"the AOT engine supports int8 activations only; {kind} (operator {i}) "
-                                   f"has {tensors[ti].dtype} tensor '{tensors[ti].name}'")
-            if tensors[ti].scales is None:
-                raise NanodetError(f"tensor '{tensors[ti].name}' of {kind} (operator {i}) is not quantised")
+        ops.append(Op(i, kind, ins, outs, _options(s, op, kind, i)))
     return Graph(tensors, ops, [int(x) for x in sub.InputsAsNumpy()], [int(x) for x in sub.OutputsAsNumpy()])

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from nanodet_mcu import FIRMWARE_DIR, hostcc, model_info, runners, spec
+from nanodet_mcu import FIRMWARE_DIR, hostcc, model_info, outputs, runners, spec
 from nanodet_mcu.codegen.aot import emit_any
 from nanodet_mcu.errors import NanodetError
 
@@ -43,12 +44,24 @@ class HostModel:
                  flags: tuple[str, ...] = hostcc.DEFAULT_FLAGS, reference_only: bool = False,
                  weights_format: str = "int16"):
         out = emit_dir(info, nanodet, weights_format)
-        if not (out / "nd_model.c").exists() or not (out / "nd_model.h").exists():
-            emit_any(info, out, nanodet, weights_format)
+        fresh = not (out / "nd_model.c").exists() or not (out / "nd_model.h").exists()
+        try:
+            created = outputs.make_dirs(out) if fresh else []
+        except OSError as exc:
+            raise hostcc.cache_error(exc) from None
         self.dir = out
         flags = (*flags, REFERENCE_ONLY_FLAG) if reference_only else tuple(flags)
-        self.lib_path = hostcc.build_shared_library(f"ndaot_{out.name[:12]}", [out / "nd_model.c", *kernel_sources()],
-                                                    [out, KERNELS_DIR], flags)
+        try:
+            if fresh:
+                emit_any(info, out, nanodet, weights_format)
+            self.lib_path = hostcc.build_shared_library(f"ndaot_{out.name[:12]}",
+                                                        [out / "nd_model.c", *kernel_sources()],
+                                                        [out, KERNELS_DIR], flags)
+        except BaseException:  # a failed build leaves no sources in the cache (the next attempt emits them again)
+            if fresh:
+                shutil.rmtree(out, ignore_errors=True)
+                outputs.remove_dirs(created)
+            raise
         self._lib = ctypes.CDLL(str(self.lib_path))
         step = self._lib.nd_model_check()
         if step >= 0:

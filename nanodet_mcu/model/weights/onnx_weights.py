@@ -29,10 +29,23 @@ def _attrs(node) -> dict:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
-def read_onnx(path: str | Path) -> layout.Weights:
-    """Folded weights of the kept layers, keyed by canonical layer name."""
+def _array(path: Path, node, inits: dict, name: str, what: str) -> np.ndarray:
+    """An initializer as an array; a tensor that is computed in the graph, or whose stored data does not fill its
+    shape (a truncated or edited file), is refused on one line."""
     from onnx import numpy_helper
 
+    if name not in inits:
+        raise NanodetError(f"{path}: conv '{node.name}' has no constant {what} tensor '{name}' (it is computed in "
+                           "the graph, not stored: not an export of the official model)")
+    try:
+        return numpy_helper.to_array(inits[name])
+    except Exception as exc:  # ValueError (short raw data), TypeError, KeyError (unknown data type)...
+        raise NanodetError(f"{path}: {what} tensor '{name}' of conv '{node.name}' is unreadable "
+                           f"({' '.join(str(exc).split())})") from None
+
+
+def read_onnx(path: str | Path) -> layout.Weights:
+    """Folded weights of the kept layers, keyed by canonical layer name."""
     path = Path(path)
     model = _load_model(path)
     inits = {t.name: t for t in model.graph.initializer}
@@ -45,10 +58,10 @@ def read_onnx(path: str | Path) -> layout.Weights:
             raise NanodetError(f"{path}: has {len(convs)} convolutions, NanoDet-m-0.5x has {len(expected)} "
                                f"(first missing: '{layer.name}')")
         node = convs[i]
+        if len(node.input) < 2:
+            raise NanodetError(f"{path}: conv '{node.name}' has no weight input")
         w_name = node.input[1]
-        if w_name not in inits:
-            raise NanodetError(f"{path}: conv '{node.name}' has no constant weight tensor '{w_name}'")
-        w = numpy_helper.to_array(inits[w_name])
+        w = _array(path, node, inits, w_name, "weight")
         if tuple(w.shape) != layer.weight_shape:
             raise NanodetError(f"{path}: tensor '{w_name}' ({layer.name}.weight) has shape {list(w.shape)}, "
                                f"NanoDet-m-0.5x needs {list(layer.weight_shape)} (weights of another variant?)")
@@ -60,7 +73,10 @@ def read_onnx(path: str | Path) -> layout.Weights:
         if w_name.startswith(("fpn.", "head.")) and not w_name.startswith(layer.name + "."):
             raise NanodetError(f"{path}: conv '{w_name}' is where NanoDet-m-0.5x has '{layer.name}'")
         if len(node.input) > 2 and node.input[2]:
-            b = numpy_helper.to_array(inits[node.input[2]])
+            b = _array(path, node, inits, node.input[2], "bias")
+            if b.shape != (layer.out_ch,):
+                raise NanodetError(f"{path}: bias '{node.input[2]}' of conv '{node.name}' has shape {list(b.shape)}, "
+                                   f"{layer.name} needs [{layer.out_ch}]")
         else:
             b = np.zeros(layer.out_ch, np.float32)
         if layer.name in kept:

@@ -102,6 +102,17 @@ def test_broken_model_is_refused_with_operator_and_reason(case, what, change, wo
     assert not (tmp_path / "out").exists(), "a refused model must leave nothing behind"
 
 
+def test_one_supported_op_set():
+    """validate.py checks exactly the ops the lowering table lowers (lower.LOWERINGS is the supported op set), and
+    refuses any other op with the lowering's own message, before any lowering runs."""
+    from nanodet_mcu.codegen.aot import graph, lower, validate
+
+    assert set(validate.CHECKS) == set(lower.LOWERINGS) == set(lower.SUPPORTED_OPS)
+    g = graph.read(model_info.load(aot_models.build("unsupported_avgpool")))
+    with pytest.raises(NanodetError, match=r"does not support op AVERAGE_POOL_2D \(operator 0\); supported: CONV_2D"):
+        validate.validate(g)
+
+
 def test_nxp_model_with_a_conv_read_as_reshape_is_refused(nxp_model_path, tmp_path):
     """The issue's case: generate --engine aot used to exit 0 with C that computed garbage or did not compile."""
     data = model_surgery.edit(nxp_model_path.read_bytes(), lambda m: model_surgery.retype_op(m, 1, "RESHAPE"))

@@ -393,11 +393,7 @@ class Lowering:
 
     # --- the pass ----------------------------------------------------------------------------------------------
     def run(self) -> Program:
-        unsupported = sorted({op.kind for op in self.g.ops if op.kind not in LOWERINGS})
-        if unsupported:
-            first = next(op for op in self.g.ops if op.kind in unsupported)
-            raise NanodetError(f"the AOT engine does not support op {first.kind} (operator {first.index}); "
-                               f"supported: {', '.join(SUPPORTED_OPS)}")
+        refuse_unsupported(self.g)
         self._find_replicate_pads()
         for op in self.g.ops:
             if op.kind in ("PAD", "PADV2") and self._pad_foldable(op):
@@ -934,6 +930,14 @@ LOWERINGS: dict[str, Callable[[Lowering, Op], None]] = {
     "QUANTIZE": Lowering.elementwise,
 }
 SUPPORTED_OPS = tuple(LOWERINGS)
+
+
+def refuse_unsupported(graph: Graph) -> None:
+    """NanodetError naming the first op that LOWERINGS (the supported op set) has no entry for."""
+    first = next((op for op in graph.ops if op.kind not in LOWERINGS), None)
+    if first is not None:
+        raise NanodetError(f"the AOT engine does not support op {first.kind} (operator {first.index}); "
+                           f"supported: {', '.join(SUPPORTED_OPS)}")
 
 
 def lower(graph: Graph, weights_format: str = "int16") -> Program:

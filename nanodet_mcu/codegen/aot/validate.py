@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from nanodet_mcu.codegen.aot.graph import Graph, Op, Tensor
+from nanodet_mcu.codegen.aot.lower import Lowering, refuse_unsupported
 from nanodet_mcu.errors import NanodetError
 
 MAX_RANK = 6            # nd_copy_nd_s8's dimensions
@@ -38,6 +39,7 @@ class _Check:
     def __init__(self, graph: Graph):
         self.g = graph
         self.t = graph.tensors
+        self.strided_window = Lowering(graph)._strided_window  # STRIDED_SLICE's window, as the lowering reads it
 
     # --- operands ----------------------------------------------------------------------------------------------
     def arity(self, op: Op, inputs: tuple[int, ...], outputs: int | tuple[int, ...] = 1) -> None:
@@ -315,7 +317,7 @@ class _Check:
             dims.append(s)
         self.expect_shape(op, y, dims, "shape of the slice")
 
-    def strided_slice(self, op: Op, window) -> None:
+    def strided_slice(self, op: Op) -> None:
         self.arity(op, (4,))
         x, y = self.operand(op, 0), self.t[op.outputs[0]]
         self.activation(op, x, "input")
@@ -328,7 +330,7 @@ class _Check:
                 raise _fail(op, "a stride is zero")
         if op.opts["EllipsisMask"] or op.opts["NewAxisMask"]:
             raise _fail(op, "ellipsis and new-axis masks are not supported")
-        _, dims, _ = window(op)
+        _, dims, _ = self.strided_window(op)
         kept = [d for i, d in enumerate(dims) if not op.opts["ShrinkAxisMask"] >> i & 1]
         if any(d < 1 for d in dims):
             raise _fail(op, f"the slice of {_desc(x)} is empty ({dims})")
@@ -399,23 +401,32 @@ class _Check:
             raise _fail(op, "alpha is not finite")
 
 
+# op kind -> its checks; the keys are exactly lower.LOWERINGS' (the supported op set, tests/test_aot_validate.py)
+CHECKS = {
+    "CONV_2D": lambda c, op: c.conv(op, depthwise=False),
+    "DEPTHWISE_CONV_2D": lambda c, op: c.conv(op, depthwise=True),
+    "MAX_POOL_2D": _Check.max_pool_2d,
+    "PAD": _Check.pad,
+    "PADV2": _Check.pad,
+    "RESHAPE": _Check.reshape,
+    "CONCATENATION": _Check.concatenation,
+    "SPLIT": _Check.split,
+    "SLICE": _Check.slice,
+    "STRIDED_SLICE": _Check.strided_slice,
+    "TRANSPOSE": _Check.transpose,
+    "ADD": _Check.add,
+    "RESIZE_BILINEAR": _Check.resize_bilinear,
+    "LEAKY_RELU": _Check.elementwise,
+    "LOGISTIC": _Check.elementwise,
+    "QUANTIZE": _Check.elementwise,
+}
+
+
 def validate(graph: Graph) -> None:
     """Raise Refused (a NanodetError naming the operator and why) unless every op of `graph` is one the AOT engine
-    lowers to C that builds and computes what TFLM computes."""
-    from nanodet_mcu.codegen.aot.lower import Lowering
-
+    lowers (lower.LOWERINGS) to C that builds and computes what TFLM computes."""
+    refuse_unsupported(graph)
     check = _Check(graph)
     check.graph()
-    window = Lowering(graph)._strided_window
     for op in graph.ops:
-        kind = op.kind
-        if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            check.conv(op, kind == "DEPTHWISE_CONV_2D")
-        elif kind in ("PAD", "PADV2"):
-            check.pad(op)
-        elif kind == "STRIDED_SLICE":
-            check.strided_slice(op, window)
-        elif kind in ("LEAKY_RELU", "LOGISTIC", "QUANTIZE"):
-            check.elementwise(op)
-        else:
-            getattr(check, kind.lower())(op)
+        CHECKS[op.kind](check, op)

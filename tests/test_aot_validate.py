@@ -84,6 +84,10 @@ BROKEN = [
                                                                  halfPixelCenters=True), "half_pixel_centers"),
     ("transpose4d", "TRANSPOSE permutation", lambda m: _set(_tensor(m, 0, 0, output=True), shape=np.array(
         [1, 3, 5, 7], np.int32)), "permuted"),
+    ("transpose5d_shuffle", "RESHAPE of the input straight to an output",
+     lambda m: _set(m.subgraphs[0], outputs=m.subgraphs[0].operators[0].outputs), "straight into an output"),
+    ("transpose5d_shuffle", "rank above the copies' 6 axes",
+     lambda m: _set(_tensor(m, 0, 0, output=True), shape=np.array([1, 4, 5, 2, 6, 1, 1], np.int32)), "rank 7"),
     ("conv_leaky", "options of another op", lambda m: model_surgery.retype_op(m, 0, "ADD"), "options"),
     ("conv_leaky", "short constant data",
      lambda m: _set(m.buffers[_tensor(m, 0, 1).buffer], data=m.buffers[_tensor(m, 0, 1).buffer].data[:-1]),

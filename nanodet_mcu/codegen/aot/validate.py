@@ -12,11 +12,12 @@ import math
 
 import numpy as np
 
+from nanodet_mcu.codegen.aot import kernels
 from nanodet_mcu.codegen.aot.graph import Graph, Op, Tensor
 from nanodet_mcu.codegen.aot.lower import Lowering, refuse_unsupported
 from nanodet_mcu.errors import NanodetError
 
-MAX_RANK = 6            # nd_copy_nd_s8's dimensions
+MAX_RANK = kernels.COPY_MAX_DIMS  # nd_copy_s8's dimensions: every tensor's rank
 MAX_PARAM = 32767       # kernel sizes, strides, dilations and paddings are int16_t in the params structs
 MAX_BYTES = 1 << 30     # any one tensor; the arena offsets are int32
 MAX_CONCAT_INPUTS = 10  # TFLM's kMaxInputNum
@@ -115,6 +116,9 @@ class _Check:
                 raise Refused(f"the AOT engine refuses {_desc(t)}: negative (dynamic) dimension")
             if t.data is None and t.dtype == "int8" and t.size > MAX_BYTES:
                 raise Refused(f"the AOT engine refuses {_desc(t)}: {t.size} bytes is too large")
+            if len(t.shape) > MAX_RANK:
+                raise Refused(f"the AOT engine refuses {_desc(t)}: rank {len(t.shape)}, at most {MAX_RANK} (its copies "
+                              "move data over that many axes)")
         if not g.inputs or not g.outputs:
             raise Refused("the AOT engine refuses a model without inputs or outputs")
         written: dict[int, int] = {}
@@ -343,6 +347,9 @@ class _Check:
         self.activation(op, y, "output")
         if x.size != y.size:
             raise _fail(op, f"input {_desc(x)} has {x.size} elements, output {_desc(y)} {y.size}")
+        if op.inputs[0] in self.g.inputs and op.outputs[0] in self.g.outputs:
+            raise _fail(op, "it reshapes the model input straight into an output (a RESHAPE is a view here: the "
+                            "output would share the input's buffer)")
         if len(op.inputs) == 2 and op.inputs[1] >= 0 and self.t[op.inputs[1]].data is not None:
             shape = self.const(op, 1, "new shape", ("int32", "int64"))
             if -1 not in shape and shape.size and [int(v) for v in shape] != list(y.shape):
@@ -354,8 +361,6 @@ class _Check:
         self.activation(op, x, "input")
         self.activation(op, y, "output")
         self.same_quant(op, x, y)
-        if len(x.shape) > MAX_RANK:
-            raise _fail(op, f"input {_desc(x)} has more than {MAX_RANK} dimensions")
         perm = self.const(op, 1, "permutation", ("int32", "int64"), len(x.shape))
         if sorted(perm.tolist()) != list(range(len(x.shape))):
             raise _fail(op, f"{perm.tolist()} is not a permutation of the input's {len(x.shape)} axes")

@@ -1,4 +1,6 @@
-"""Progress of the long steps (convert, evaluate) on stderr: a live bar on a terminal, plain log lines otherwise.
+"""Progress of the long steps on stderr: a live bar or line on a terminal, plain log lines otherwise.
+
+`Steps` serves convert and evaluate, `TransferProgress` verify's link transfers.
 
 Log lines (stderr is a file, a pipe or CI's log) say when a step starts, how far it is at most every
 `LOG_EVERY_S` seconds, and how long it took, so a 40-100 s conversion is never silent:
@@ -73,3 +75,46 @@ class Steps:
 
 
 QUIET = Steps("", enabled=False)
+
+
+class TransferProgress:
+    """What verify is doing, on stderr: one live line on a terminal; in a log (stderr not a TTY), a line for a
+    link transfer (`link.client.Transfer`) only once it has taken LOG_EVERY_S seconds, then every LOG_EVERY_S
+    seconds and when it ends: the same cadence as `Steps`."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr  # looked up now: tests swap sys.stderr between runs
+        self.tty = self.stream.isatty()
+        self.stage = ""
+        self._live = False
+        self._transfer = None  # the transfer being logged, and when its last line was
+        self._logged: float | None = None
+
+    def message(self, text: str) -> None:
+        self.stage = text.split(":")[0]
+        if self.tty:
+            self._show(f"  {text}")
+
+    def transfer(self, t) -> None:
+        line = f"  {self.stage + ': ' if self.stage else ''}{t.describe()}"
+        if self.tty:
+            self._show(line)
+            return
+        if t is not self._transfer:
+            self._transfer, self._logged = t, None
+        now = time.monotonic()
+        last = self._logged
+        if (last is None and t.seconds >= LOG_EVERY_S) or (last is not None and (now - last >= LOG_EVERY_S or t.final)):
+            print(line, file=self.stream, flush=True)
+            self._logged = now
+
+    def _show(self, text: str) -> None:
+        self.stream.write("\r\x1b[K" + text[:200])
+        self.stream.flush()
+        self._live = True
+
+    def close(self) -> None:
+        if self._live:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._live = False

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from nanodet_mcu import cli
+from nanodet_mcu import cli, progress
 from tests import firmware_builds
 from tests.conftest import require_tool
 
@@ -43,7 +43,7 @@ def model(request, nxp_model_path):
 
 
 @pytest.mark.slow
-def test_generate_build_emulate_verify(model, example_image, val_images, tmp_path, capsys):
+def test_generate_build_emulate_verify(model, example_image, val_images, tmp_path, capsys, monkeypatch):
     require_tool("arm-none-eabi-gcc")
     require_tool("qemu-system-arm")
     images = firmware_builds.ci_images(example_image, val_images)
@@ -62,9 +62,11 @@ def test_generate_build_emulate_verify(model, example_image, val_images, tmp_pat
         upload_dir.mkdir()
         shutil.copy(val_images[3], upload_dir)
         capsys.readouterr()
+        # A log line once a transfer has run LOG_EVERY_S; shortened so a fast machine's upload (a few s) logs too.
+        monkeypatch.setattr(progress, "LOG_EVERY_S", 0.5)
         data = verify(elf, model, tmp_path, "--images", str(upload_dir))
         assert [c["image"] for c in data["checks"][1:]] == [val_images[3].name] * CHECKS_PER_IMAGE
-        err = capsys.readouterr().err  # not a TTY: progress as log lines, every 10 s of a long transfer
+        err = capsys.readouterr().err  # not a TTY: progress as log lines
         assert "upload 320x320 RGB888:" in err and "KB/s, ETA" in err and "% of frames retried" in err, err
 
 

@@ -152,10 +152,15 @@ def test_wheel_works_outside_the_source_tree(tmp_path, nxp_model_path, example_i
     assert "verify: PASS" in proc.stdout
     for option in (["--interpreter", "aot"], ["--decoder", "c"]):
         assert "bus" in nd("detect", "--model", model, image, *option).stdout
-    for board, device, target in (("rt1170", "MIMXRT1176xxxxx:MIMXRT1170-EVK", "mimxrt1170_cm7"),
-                                  ("rt1050", "MIMXRT1052xxxxB:EVKB-IMXRT1050", "mimxrt1050_hyperflash")):
-        nd("generate", "--board", board, "--model", model, "--out", board)
-        assert nd("flash", board, "--probe", "linkserver", "--dry-run").stdout.strip() == \
-            f"LinkServer flash {device} load {board}/build/nanodet.elf"
-        assert nd("flash", board, "--probe", "pyocd", "--dry-run").stdout.strip().endswith(
-            f"flash --no-wait -t {target} {board}/build/nanodet.elf")
+    # Both SDK layouts: the LinkServer board and the ELF name follow the SDK's board (EVKB, nanodet_cm7.elf for the
+    # current RT1170 one), as the board file pairs them.
+    for board, sdk, device, target, elf in (
+            ("rt1170", "mcuxsdk", "MIMXRT1176xxxxx:MIMXRT1170-EVKB", "mimxrt1170_cm7", "nanodet_cm7.elf"),
+            ("rt1170", "classic", "MIMXRT1176xxxxx:MIMXRT1170-EVK", "mimxrt1170_cm7", "nanodet.elf"),
+            ("rt1050", "mcuxsdk", "MIMXRT1052xxxxB:EVKB-IMXRT1050", "mimxrt1050_hyperflash", "nanodet.elf")):
+        out = f"{board}-{sdk}"
+        nd("generate", "--board", board, "--sdk", sdk, "--model", model, "--out", out)
+        assert nd("flash", out, "--probe", "linkserver", "--dry-run").stdout.strip() == \
+            f"LinkServer flash {device} load {out}/build/{elf}"
+        assert nd("flash", out, "--probe", "pyocd", "--dry-run").stdout.strip().endswith(
+            f"flash --no-wait -t {target} {out}/build/{elf}")

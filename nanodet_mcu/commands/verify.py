@@ -7,8 +7,7 @@ import time
 from contextlib import ExitStack
 
 from nanodet_mcu import cliargs
-
-LOG_EVERY = 10.0  # seconds between progress lines of a long transfer when stderr is a log, not a terminal
+from nanodet_mcu.progress import TransferProgress
 
 
 def add_arguments(parser) -> None:
@@ -75,48 +74,6 @@ def file_sha256(path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-class Progress:
-    """What verify is doing, on stderr: one live line on a terminal; in a log (stderr not a TTY), a line for a
-    transfer only once it has taken LOG_EVERY seconds, then every LOG_EVERY seconds and when it ends."""
-
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stderr  # looked up now: tests swap sys.stderr between runs
-        self.tty = self.stream.isatty()
-        self.stage = ""
-        self._live = False
-        self._transfer = None  # the transfer being logged, and when its last line was
-        self._logged: float | None = None
-
-    def message(self, text: str) -> None:
-        self.stage = text.split(":")[0]
-        if self.tty:
-            self._show(f"  {text}")
-
-    def transfer(self, t) -> None:
-        line = f"  {self.stage + ': ' if self.stage else ''}{t.describe()}"
-        if self.tty:
-            self._show(line)
-            return
-        if t is not self._transfer:
-            self._transfer, self._logged = t, None
-        now = time.monotonic()
-        last = self._logged
-        if (last is None and t.seconds >= LOG_EVERY) or (last is not None and (now - last >= LOG_EVERY or t.final)):
-            print(line, file=self.stream, flush=True)
-            self._logged = now
-
-    def _show(self, text: str) -> None:
-        self.stream.write("\r\x1b[K" + text[:200])
-        self.stream.flush()
-        self._live = True
-
-    def close(self) -> None:
-        if self._live:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self._live = False
-
-
 def _emulator_died(emu, client, exc):
     """The NanodetError to raise when the emulator is gone, or None while it still runs."""
     from nanodet_mcu.errors import NanodetError
@@ -156,7 +113,7 @@ def run(args) -> int:
         check_elf(args.emulate)
     inputs = verifier.upload_inputs(args.images) if args.images else None
     started = time.monotonic()
-    progress = Progress()
+    progress = TransferProgress()
     try:
         with ExitStack() as stack:
             port = args.port

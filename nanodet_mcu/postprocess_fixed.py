@@ -5,7 +5,7 @@ The algorithm (mirrored step by step in the C file):
    score is > `score_threshold_q`, the int8 value equivalent to the float reference's `dequantised score > 0.20`.
 2. Candidates are ordered by score descending, then lower cell index first.
 3. Each box side's 8 bins get softmax weights w = exp_table[qmax - q] (exp(scale * (q - qmax)) in Q24); the distance
-   in 1/2^F px is round_half_up(stride * 2^F * sum(b * w) / sum(w)), taken from the cell centre and clamped.
+   in 1/2^F px is round_quarter_up(stride * 2^F * sum(b * w) / sum(w)), taken from the cell centre and clamped.
 4. Greedy NMS: a candidate is kept when no kept box has IoU > num/den, tested as inter * den > union * num (int64).
 This module predicts the board's detections exactly; `to_detections` turns them into float boxes for comparison.
 

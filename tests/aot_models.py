@@ -71,6 +71,40 @@ def _stem(padding: str):
     return g, shapes, ranges
 
 
+def _shuffle(x, groups_c: int):
+    """ShuffleNet's channel shuffle of two groups of groups_c channels, spelled as the converters export it."""
+    import tensorflow as tf
+
+    n, h, w, _ = x.shape
+    return tf.reshape(tf.transpose(tf.reshape(x, [n, h, w, 2, groups_c]), [0, 1, 2, 4, 3]), [n, h, w, 2 * groups_c])
+
+
+def _shuffle_case(kind: str):
+    """A ShuffleNetV2 unit around channel shuffles: "block" (split, the second half through a conv, concat, shuffle,
+    split again into two convs), "convs" (two convs' outputs shuffled: both written in place), "pool" (a pool's and a
+    conv's outputs shuffled: the pool's spread in first)."""
+    import tensorflow as tf
+
+    c = 8
+    w1, w2, w3 = _w(1, 1, c, c), _w(1, 1, c, c), _w(3, 3, 2 * c, c, scale=0.2)
+    b1, b2 = _w(c, scale=0.3), _w(c, scale=0.3)
+
+    def f(x):
+        if kind == "block":
+            a, b = tf.split(x, 2, axis=3)
+            b = tf.nn.leaky_relu(tf.nn.conv2d(b, w1, 1, "VALID") + b1, 0.1)
+            y = _shuffle(tf.concat([a, b], 3), c)
+            a2, b2_ = tf.split(y, 2, axis=3)
+            return tf.concat([tf.nn.conv2d(a2, w2, 1, "VALID") + b2, tf.nn.conv2d(b2_, w1, 1, "VALID")], 3)
+        if kind == "convs":
+            y = _shuffle(tf.concat([tf.nn.conv2d(x, w3, 1, "SAME"), tf.nn.relu(tf.nn.conv2d(x, w3 * 0.5, 1, "SAME"))],
+                                   3), c)
+            return tf.nn.conv2d(y, _w(1, 1, 2 * c, 4), 1, "VALID")
+        y = _shuffle(tf.concat([tf.nn.max_pool2d(x[..., :c], 3, 1, "SAME"), tf.nn.conv2d(x, w3, 1, "SAME") + b1], 3), c)
+        return tf.nn.conv2d(y, _w(1, 1, 2 * c, 6), 1, "VALID")
+    return f, [(1, 6, 5, 2 * c)], [(-2.0, 2.0)]
+
+
 def _nanodet_shaped():
     """Not NanoDet, but its int8 I/O shapes (one 32x32/32 conv per output, a LOGISTIC on the scores): generate
     takes it for a NanoDet model, so its AOT C must build (a 3072-tap conv has no fast path, issue 16)."""
@@ -102,6 +136,9 @@ def _cases():
         "pad_conv_s2": lambda: _conv((1, 9, 9, 3), 3, 2, "VALID", pad=[[0, 0], [2, 1], [1, 2], [0, 0]]),
         "pad_conv_asym": lambda: _conv((1, 8, 7, 4), 3, 1, "VALID", pad=[[0, 0], [0, 2], [1, 0], [0, 0]]),
         "conv_leaky": lambda: _conv((1, 8, 8, 8), 1, 1, "VALID", out_c=8, act=leaky(0.1)),
+        "conv1x1_k48_odd_pixels": lambda: _conv((1, 5, 7, 48), 1, 1, "VALID", out_c=32),
+        "conv3x3_k72_leaky": lambda: _conv((1, 7, 8, 8), 3, 1, "SAME", out_c=6, act=leaky(0.1)),
+        "conv3x3_s2_relu6_even": lambda: _conv((1, 9, 10, 4), 3, 2, "SAME", out_c=6, act=tf.nn.relu6),
         "dw3x3_s1_same": lambda: _dw((1, 7, 9, 6), 3, 1, "SAME"),
         "dw3x3_s2_valid": lambda: _dw((1, 11, 9, 5), 3, 2, "VALID"),
         "dw3x3_mult2": lambda: _dw((1, 6, 6, 3), 3, 1, "SAME", mult=2),
@@ -142,6 +179,22 @@ def _cases():
         "resize_down": lambda: _unary((1, 10, 9, 4), lambda x: tf.compat.v1.image.resize_bilinear(x, [5, 4])),
         "resize_down_half_pixel": lambda: _unary((1, 10, 9, 4), lambda x: tf.compat.v1.image.resize_bilinear(
             x, [5, 3], half_pixel_centers=True)),
+        "shuffle_block": lambda: _shuffle_case("block"),
+        "shuffle_convs": lambda: _shuffle_case("convs"),
+        "shuffle_pool": lambda: _shuffle_case("pool"),
+        "resize_add_up_half_pixel": lambda: ((lambda a, b: a + tf.compat.v1.image.resize_bilinear(
+            b, [10, 12], half_pixel_centers=True)), [(1, 10, 12, 8), (1, 5, 6, 8)], [(-1.0, 1.0), (-3.0, 2.0)]),
+        "resize_add_down_first": lambda: ((lambda a, b: tf.compat.v1.image.resize_bilinear(
+            a, [5, 4], half_pixel_centers=True) + b), [(1, 10, 9, 4), (1, 5, 4, 4)], [(-2.0, 2.0), (0.0, 1.0)]),
+        "resize_add_align": lambda: ((lambda a, b: a + tf.compat.v1.image.resize_bilinear(
+            b, [9, 7], align_corners=True)), [(1, 9, 7, 3), (1, 4, 3, 3)], [(-1.0, 1.0), (-1.0, 1.0)]),
+        # weights 0, 1/2 or 1 (the fast RESIZE_QUARTER; resize_add_up_half_pixel has 1/4, 3/4): 2x, 1/2, corners
+        "resize_add_up2": lambda: ((lambda a, b: a + tf.compat.v1.image.resize_bilinear(b, [10, 14])),
+                                   [(1, 10, 14, 8), (1, 5, 7, 8)], [(-1.0, 1.0), (-3.0, 2.0)]),
+        "resize_add_down2": lambda: ((lambda a, b: a + tf.compat.v1.image.resize_bilinear(b, [4, 5])),
+                                     [(1, 4, 5, 4), (1, 8, 10, 4)], [(-1.0, 2.0), (-1.0, 1.0)]),
+        "resize_add_align_half": lambda: ((lambda a, b: a + tf.compat.v1.image.resize_bilinear(
+            b, [7, 5], align_corners=True)), [(1, 7, 5, 12), (1, 4, 3, 12)], [(-1.0, 1.0), (-1.0, 1.0)]),
         "stem_pad_maxpool": lambda: _stem("pad"),
         "stem_replicate_maxpool": lambda: _stem("replicate"),
         "nanodet_shaped_conv_logistic": _nanodet_shaped,

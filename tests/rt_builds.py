@@ -7,6 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from nanodet_mcu import boards
 from nanodet_mcu.codegen import generate
 
 
@@ -66,6 +67,7 @@ def check_rt_image(project: generate.Project, elf: Path) -> dict[str, tuple[int,
     assert region.address <= arena and arena + project.arena_bytes <= region.address + region.size
     if project.engine == "aot":  # the arena symbol itself, whole, inside the region (DTCM: 0x2000xxxx)
         assert found["nd_arena"][0] == arena
+        check_aot_placement(project, found)
     # Our SystemInitHook (nd_flexram.c) replaced the SDK's weak empty one, so the split is applied; the map names the
     # object that supplied the linked copy (-z muldefs would hide a second strong definition).
     hook = found["SystemInitHook"]
@@ -73,3 +75,33 @@ def check_rt_image(project: generate.Project, elf: Path) -> dict[str, tuple[int,
     linked = re.search(rf"\.text\.SystemInitHook\s+0x0*{hook[0]:x}\s+0x[0-9a-f]+ (\S+)", link_map(project))
     assert linked and linked.group(1).endswith("nd_flexram.c.obj"), linked
     return found
+
+
+# The fast kernels' hot functions (C and assembly), which the board's [aot] code_section puts in fast code memory.
+HOT_KERNELS = ("nd_conv2d_rows_3x2_s8", "nd_conv3x2_run", "nd_dw_pairs_s1_run", "nd_dw4_run", "nd_add_smmulr_s8",
+               "nd_resize_add_smmulr_s8", "nd_maxpool_rows_s8x4")
+
+
+def check_aot_placement(project: generate.Project, found: dict[str, tuple[int, str]]) -> None:
+    """What the board's [aot] table asks for, read back from the linked ELF: the hot kernels inside their code
+    section in ITCM, the model's constant arrays (nd_wq_*: conv weights) inside the const section generate chose,
+    else outside every RAM region (read from flash)."""
+    board = boards.load(project.board)
+    aot = json.loads((project.out_dir / "project.json").read_text())["aot"]
+    assert board.aot is not None and aot["code_section"] == board.aot["code_section"]
+    stem = aot["code_section"][1:]
+    code = found[f"__{stem}_start__"][0], found[f"__{stem}_end__"][0]
+    itcm = board.flexram.itcm_address, board.flexram.itcm_address + board.flexram.bytes("itcm")
+    assert itcm[0] <= code[0] <= code[1] <= itcm[1], code
+    for name in HOT_KERNELS:
+        assert code[0] <= found[name][0] < code[1], (name, hex(found[name][0]))
+    weights = [addr for name, (addr, _) in found.items() if name.startswith("nd_wq_")]
+    assert weights
+    regions = {r.name: r for r in board.memory}
+    if aot["const_region"] == "flash":
+        assert aot["const_section"] == "" and "__nd_const_start__" not in found
+        assert not any(r.address <= a < r.address + r.size for a in weights for r in regions.values())
+    else:
+        r, stem = regions[aot["const_region"]], aot["const_section"][1:]
+        start, end = found[f"__{stem}_start__"][0], found[f"__{stem}_end__"][0]
+        assert r.address <= start <= min(weights) and max(weights) < end <= r.address + r.size

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import subprocess
 import zlib
@@ -13,8 +14,8 @@ import numpy as np
 import pytest
 
 from nanodet_mcu import model_info, preprocess
-from nanodet_mcu.codegen.aot import emit_any, emit_c, quant
-from nanodet_mcu.codegen.aot.host import KERNELS_DIR, HostModel, kernel_sources
+from nanodet_mcu.codegen.aot import emit_any, emit_c, kernels, quant
+from nanodet_mcu.codegen.aot.host import KERNELS_DIR, REFERENCE_ONLY_FLAG, HostModel, kernel_sources
 from nanodet_mcu.errors import NanodetError
 from tests import aot_models
 from tests.conftest import cortex_m7_flags, require_tool
@@ -22,6 +23,13 @@ from tests.conftest import cortex_m7_flags, require_tool
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 KERNEL_CASES = [n for n in aot_models.case_names() if not n.startswith("unsupported_")]
+# Every gate runs on each kernel build: the normal one (fast kernels where the generator chose them), the same with
+# int8 conv weights (emit_c(weights_format="int8")), and ND_KERNELS_REFERENCE_ONLY (every op on nd_kernels_ref.c).
+BUILDS = {"fast": (), "int8-weights": (), "reference": (REFERENCE_ONLY_FLAG,)}
+
+
+def _weights(build: str) -> str:
+    return "int8" if build == "int8-weights" else "int16"
 
 
 def _tflm_outputs(interp, xs, n_out):
@@ -31,12 +39,14 @@ def _tflm_outputs(interp, xs, n_out):
     return [interp.get_output(k).copy() for k in range(n_out)]
 
 
+@pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("case", KERNEL_CASES)
-def test_kernel_matches_tflm(case):
+def test_kernel_matches_tflm(case, build):
     from tflite_micro.python.tflite_micro import runtime
 
     info = model_info.load(aot_models.build(case))
-    model = HostModel(info)
+    model = HostModel(info, reference_only=build == "reference",  # also checks the scratch plan (nd_model_check)
+                      weights_format=_weights(build))
     interp = runtime.Interpreter.from_bytes(info.data)
     rng = np.random.default_rng(zlib.crc32(case.encode()))  # per case, and the same in every run
     trials = [[rng.integers(-128, 128, t.shape).astype(np.int8) for t in info.inputs] for _ in range(3)]
@@ -80,6 +90,35 @@ def test_fixed_point_primitives_match_python():
         assert lib.nd_mbqm(x, m, s) == quant.mbqm(x, m, s), (x, m, s)
 
 
+class _FMap(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_int32) for n in ("h", "w", "c", "pstride", "cstride")]
+
+
+class _ResizeParams(ctypes.Structure):  # nd_resize_params_t
+    _fields_ = [("in_", _FMap), ("out", _FMap), ("align_corners", ctypes.c_int16),
+                ("half_pixel_centers", ctypes.c_int16), ("kernel", ctypes.c_int)]
+
+
+def test_resize_sources_match_the_c_and_pick_the_quarter_kernel():
+    """kernels.resize_sources (which picks RESIZE_QUARTER) against nd_resize_source, on NanoDet's and odd sizes."""
+    lib = ctypes.CDLL(str(HostModel(model_info.load(aot_models.build("conv1x1_relu"))).lib_path))
+    lib.nd_resize_source.restype = None
+    out = [ctypes.c_int32() for _ in range(3)]
+    for (ih, iw), (oh, ow) in [((20, 20), (40, 40)), ((40, 40), (20, 20)), ((5, 7), (10, 14)), ((4, 3), (7, 5)),
+                               ((10, 9), (5, 4)), ((3, 8), (11, 2))]:
+        for align, half in [(0, 0), (0, 1), (1, 0)]:
+            p = kernels.Resize(kernels.FMap(ih, iw, 8, 8), kernels.FMap(oh, ow, 8, 8), align, half)
+            c = _ResizeParams(_FMap(ih, iw, 8, 8, 1), _FMap(oh, ow, 8, 8, 1), align, half, 0)
+            for axis in (0, 1):
+                for o, want in enumerate(kernels.resize_sources(p, axis)):
+                    lib.nd_resize_source(ctypes.byref(c), axis, o, *map(ctypes.byref, out))
+                    assert tuple(v.value for v in out) == want, (p, axis, o)
+    quarter = kernels.FMap(20, 20, 96, 96), kernels.FMap(40, 40, 96, 96)
+    assert kernels.resize_quarter(kernels.Resize(*quarter, 0, 1))  # NanoDet's 2x up (weights 1/4, 3/4)
+    assert kernels.resize_quarter(kernels.Resize(*quarter[::-1], 0, 1))  # and 1/2 down (1/2, 1/2)
+    assert not kernels.resize_quarter(kernels.Resize(kernels.FMap(5, 6, 8, 8), kernels.FMap(9, 13, 8, 8), 1, 0))
+
+
 def test_quantize_multiplier_edges():
     assert quant.quantize_multiplier(0.0) == (0, 0)
     assert quant.quantize_multiplier(0.5) == (1 << 30, 0)
@@ -105,16 +144,19 @@ def _inputs(info, images):
 
 
 @pytest.mark.slow
-def test_whole_models_match_tflm(request, nxp_model_path, example_image, val_images):
-    from nanodet_mcu.codegen.aot.host import AotRunner
+@pytest.mark.parametrize("build", BUILDS)
+def test_whole_models_match_tflm(request, nxp_model_path, example_image, val_images, build):
     from nanodet_mcu.runners import TflmRunner
 
     for path in _model_paths(request, nxp_model_path):
         info = model_info.load(path)
-        ref, aot = TflmRunner(info), AotRunner(info)
+        ref = TflmRunner(info)
+        aot = HostModel(info, nanodet=True, reference_only=build == "reference", weights_format=_weights(build))
+        lay = model_info.nanodet_layout(info)
         for p, x in _inputs(info, [example_image, *val_images[:50]]):
-            for want, got in zip(ref.run(x), aot.run(x)):
-                assert int((want != got).sum()) == 0, f"{Path(path).name} on {p.name}: outputs differ from TFLM"
+            got = aot.run([x])
+            for w, g in zip(ref.run(x), (got[lay.scores_index], got[lay.boxes_index])):
+                assert int((w != g).sum()) == 0, f"{Path(path).name} on {p.name}: outputs differ from TFLM ({build})"
 
 
 _DRIVER = r"""
@@ -129,7 +171,7 @@ int main(int argc, char **argv)
     FILE *f = fopen(argv[1], "rb");
     if (!arena || !f || fread(nd_model_input(arena), 1, 320 * 320 * 3, f) != 320 * 320 * 3) return 3;
     fclose(f);
-    if (nd_model_run(arena) != 0) return 4;
+    if (nd_model_check() >= 0 || nd_model_run(arena) != 0) return 4;
     f = fopen(argv[2], "wb");
     if (!f) return 5;
     fwrite(nd_model_scores(arena), 1, 10 * 10 * 80, f);
@@ -143,21 +185,28 @@ int main(int argc, char **argv)
 
 @pytest.fixture(scope="module")
 def nxp_emitted(nxp_model_path, tmp_path_factory):
-    out = tmp_path_factory.mktemp("aot_nxp")
-    info = model_info.load(nxp_model_path)
-    result = emit_c(info, out)
-    return info, out, result
+    """emitted(build) -> (info, directory, AotResult) of NXP's model, emitted once per weights format."""
+    info, done = model_info.load(nxp_model_path), {}
+
+    def emitted(build: str = "fast"):
+        weights = _weights(build)
+        if weights not in done:
+            out = tmp_path_factory.mktemp(f"aot_nxp_{weights}")
+            done[weights] = (info, out, emit_c(info, out, weights_format=weights))
+        return done[weights]
+    return emitted
 
 
 @pytest.mark.slow
-def test_emitted_c_runs_clean_under_sanitizers(nxp_emitted, example_image, tmp_path):
+@pytest.mark.parametrize("build", BUILDS)
+def test_emitted_c_runs_clean_under_sanitizers(nxp_emitted, example_image, tmp_path, build):
     from nanodet_mcu.runners import TflmRunner
 
-    info, out, _ = nxp_emitted
+    info, out, _ = nxp_emitted(build)
     (tmp_path / "driver.c").write_text(_DRIVER)
     exe = tmp_path / "model_san"
     cmd = [os.environ.get("CC", "cc"), "-std=c99", "-D_ISOC11_SOURCE", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-           "-fsanitize=address,undefined", "-fno-sanitize-recover=all", f"-I{out}", f"-I{KERNELS_DIR}",
+           "-fsanitize=address,undefined", "-fno-sanitize-recover=all", *BUILDS[build], f"-I{out}", f"-I{KERNELS_DIR}",
            str(tmp_path / "driver.c"), str(out / "nd_model.c"), *map(str, kernel_sources()), "-o", str(exe)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     _, x = next(_inputs(info, [example_image]))
@@ -171,18 +220,168 @@ def test_emitted_c_runs_clean_under_sanitizers(nxp_emitted, example_image, tmp_p
     assert np.array_equal(got, np.concatenate([scores.reshape(-1), boxes.reshape(-1)]))
 
 
+@pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("profile", [False, True])
-def test_emitted_c_cross_compiles_for_cortex_m7(nxp_emitted, tmp_path, profile):
+def test_emitted_c_cross_compiles_for_cortex_m7(nxp_emitted, tmp_path, profile, build):
     cc = require_tool("arm-none-eabi-gcc")
-    _, out, _ = nxp_emitted
-    flags = [*cortex_m7_flags(), "-std=c99", "-Wall",
-             "-Wextra", "-Werror", f"-I{out}", f"-I{KERNELS_DIR}"] + (["-DND_PROFILE"] if profile else [])
-    for src in [out / "nd_model.c", *kernel_sources()]:
+    _, out, _ = nxp_emitted(build)
+    flags = [*cortex_m7_flags(), "-std=c99", "-Wall", "-Wextra", "-Werror", *BUILDS[build], f"-I{out}",
+             f"-I{KERNELS_DIR}"] + (["-DND_PROFILE"] if profile else [])
+    for src in [out / "nd_model.c", *kernel_sources(arm=True)]:
         subprocess.run([cc, *flags, "-c", str(src), "-o", str(tmp_path / (src.stem + ".o"))], check=True,
                        capture_output=True, text=True)
 
 
 def test_arena_is_far_below_tflm(nxp_emitted):
-    info, _, result = nxp_emitted
+    info, _, result = nxp_emitted()
     assert result.arena_bytes < model_info.tflm_arena_bytes(info.data)
     assert result.arena_bytes % 16 == 0
+
+
+# --- the same gates on the emulated Cortex-M7 (the Cortex-M7 assembly kernels run only there) -------------------
+
+_M7_MAIN = r"""
+#include <stdio.h>
+#include <string.h>
+#include "nd_board.h"
+#include "nd_model.h"
+#include "m7_inputs.h"
+
+static uint8_t arena[ND_MODEL_ARENA_BYTES] __attribute__((aligned(16)));
+
+int main(void)
+{
+    char line[64];
+    nd_board_init();
+    if (nd_model_check() >= 0) {
+        return 3;
+    }
+    for (int t = 0; t < M7_TRIALS; ++t) {
+        for (int k = 0; k < ND_MODEL_NUM_INPUTS; ++k) {
+            memcpy(nd_model_input_at(arena, k), m7_inputs[t][k], m7_input_bytes[k]);
+        }
+        if (nd_model_run(arena) != 0) {
+            return 4;
+        }
+        for (int k = 0; k < ND_MODEL_NUM_OUTPUTS; ++k) {
+            uint32_t h = 2166136261u;
+            const int8_t *o = nd_model_output_at(arena, k);
+            for (uint32_t i = 0; i < m7_output_bytes[k]; ++i) {
+                h = (h ^ (uint8_t)o[i]) * 16777619u;
+            }
+            snprintf(line, sizeof line, "OUT %d %d %08lx\n", t, k, (unsigned long)h);
+            nd_board_uart_write((const uint8_t *)line, strlen(line));
+        }
+    }
+    return 0;
+}
+"""
+
+
+def _fnv1a(data: bytes) -> int:
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def _m7_inputs_header(info, trials) -> str:
+    def sizes(tensors) -> str:
+        return ", ".join(str(int(np.prod(t.shape))) for t in tensors)
+
+    lines = ["#include <stdint.h>", f"#define M7_TRIALS {len(trials)}",
+             f"static const uint32_t m7_input_bytes[] = {{{sizes(info.inputs)}}};",
+             f"static const uint32_t m7_output_bytes[] = {{{sizes(info.outputs)}}};"]
+    names = []
+    for t, xs in enumerate(trials):
+        row = []
+        for k, x in enumerate(xs):
+            lines.append(f"static const int8_t m7_in_{t}_{k}[] = {{{', '.join(str(int(v)) for v in x.reshape(-1))}}};")
+            row.append(f"m7_in_{t}_{k}")
+        names.append("{" + ", ".join(row) + "}")
+    lines.append(f"static const int8_t *const m7_inputs[][{len(info.inputs)}] = {{{', '.join(names)}}};")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("build", BUILDS)
+def test_kernels_on_cortex_m7_match_tflm(build, tmp_path_factory):
+    """Every single-op model built for the Cortex-M7 (mps2-an500, the same flags as the firmware) and run on QEMU:
+    outputs byte-identical with tflite-micro on the host."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    from nanodet_mcu.codegen.aot import qemu
+
+    if qemu.tools() is None:
+        pytest.skip("arm-none-eabi-gcc and qemu-system-arm are needed (.ci/run installs them)")
+    objects = tmp_path_factory.mktemp(f"m7_objs_{build}")
+    failures = []
+    for case in KERNEL_CASES:
+        info = model_info.load(aot_models.build(case))
+        out = tmp_path_factory.mktemp(f"m7_{case}_{build}")
+        emit_any(info, out, weights_format=_weights(build))
+        rng = np.random.default_rng(zlib.crc32(case.encode()))
+        trials = [[rng.integers(-128, 128, t.shape).astype(np.int8) for t in info.inputs] for _ in range(3)]
+        trials += [[np.full(t.shape, v, np.int8) for t in info.inputs] for v in (-128, 127)]
+        (out / "m7_inputs.h").write_text(_m7_inputs_header(info, trials))
+        (out / "m7_main.c").write_text(_M7_MAIN)
+        elf = qemu.build_elf(out, [out / "nd_model.c", out / "m7_main.c"], out / "m7.elf",
+                             reference_only=build == "reference", objects_dir=objects)
+        lines = [line.split()[1:] for line in qemu.run_elf(elf, timeout=120).splitlines() if line.startswith("OUT ")]
+        got = {(int(t), int(k)): int(h, 16) for t, k, h in lines}
+        interp = runtime.Interpreter.from_bytes(info.data)
+        for t, xs in enumerate(trials):
+            for k, want in enumerate(_tflm_outputs(interp, xs, len(info.outputs))):
+                if got.get((t, k)) != _fnv1a(want.astype(np.int8).tobytes()):
+                    failures.append(f"{case} trial {t} output {k}")
+    assert not failures, "differ from tflite-micro on the Cortex-M7: " + ", ".join(failures)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("build", BUILDS)
+def test_whole_models_on_cortex_m7(request, nxp_model_path, example_image, build, tmp_path):
+    """Both models built for the Cortex-M7 and run on QEMU in each kernel build: outputs byte-identical with
+    tflite-micro on the host, and the painted stack below the caller within ND_KERNELS_STACK_BYTES."""
+    import re
+
+    from nanodet_mcu.codegen import c_array
+    from nanodet_mcu.codegen.aot import kernels, qemu
+    from nanodet_mcu.runners import TflmRunner
+
+    if qemu.tools() is None:
+        pytest.skip("arm-none-eabi-gcc and qemu-system-arm are needed (.ci/run installs them)")
+    for k, path in enumerate(_model_paths(request, nxp_model_path)):
+        info = model_info.load(path)
+        out = tmp_path / f"m{k}"
+        emit_c(info, out, weights_format=_weights(build))
+        _, x = next(_inputs(info, [example_image]))
+        (out / "bench_input.c").write_text("#include <stdint.h>\nconst int8_t bench_input[320 * 320 * 3] = {\n"
+                                           + c_array.int_values(x.reshape(-1)) + "\n};\n")
+        arena = "static uint8_t arena[ND_MODEL_ARENA_BYTES] __attribute__((aligned(16)));\n"
+        (out / "main.c").write_text(qemu.main_c(qemu.AOT_API, arena))
+        elf = qemu.build_elf(out, [out / "nd_model.c", out / "main.c", out / "bench_input.c"], out / "m.elf",
+                             reference_only=build == "reference")
+        stdout = qemu.run_elf(elf, timeout=600)
+        got = re.search(r"TOTAL \d+ HASH ([0-9a-f]+) RC (-?\d+)", stdout)
+        stack = re.search(r"STACK (\d+) \d+", stdout)
+        assert got and stack, stdout[-1000:]
+        want = b"".join(t.astype(np.int8).tobytes() for t in TflmRunner(info).run(x))
+        assert got.group(2) == "0" and int(got.group(1), 16) == _fnv1a(want), f"{Path(path).name}: outputs differ"
+        assert int(stack.group(1)) <= kernels.stack_bytes(), f"{Path(path).name}: stack {stack.group(1)} B"
+
+
+def test_generate_weights_format(nxp_model_path, tmp_path):
+    """`generate --weights-format int8` halves the conv weights' flash and records the choice; TFLM refuses it."""
+    from nanodet_mcu.codegen import generate
+
+    projects = {fmt: generate.generate("mps2-an500", nxp_model_path, engine="aot", out_dir=tmp_path / fmt,
+                                       weights_format=fmt, log=lambda m: None) for fmt in ("int16", "int8")}
+    for fmt, project in projects.items():
+        manifest = json.loads((project.out_dir / "project.json").read_text())
+        assert manifest["aot"]["weights_format"] == fmt
+        assert 0 < manifest["aot"]["scratch_bytes"] < project.arena_bytes
+    assert projects["int8"].flash_bytes["aot_constants"] < 0.7 * projects["int16"].flash_bytes["aot_constants"]
+    with pytest.raises(NanodetError, match="aot engine only"):
+        generate.generate("mps2-an500", nxp_model_path, engine="tflm", out_dir=tmp_path / "tflm",
+                          weights_format="int8", log=lambda m: None)
+    assert not (tmp_path / "tflm").exists()

@@ -84,6 +84,10 @@ BROKEN = [
                                                                  halfPixelCenters=True), "half_pixel_centers"),
     ("transpose4d", "TRANSPOSE permutation", lambda m: _set(_tensor(m, 0, 0, output=True), shape=np.array(
         [1, 3, 5, 7], np.int32)), "permuted"),
+    ("transpose5d_shuffle", "RESHAPE of the input straight to an output",
+     lambda m: _set(m.subgraphs[0], outputs=m.subgraphs[0].operators[0].outputs), "straight into an output"),
+    ("transpose5d_shuffle", "rank above the copies' 6 axes",
+     lambda m: _set(_tensor(m, 0, 0, output=True), shape=np.array([1, 4, 5, 2, 6, 1, 1], np.int32)), "rank 7"),
     ("conv_leaky", "options of another op", lambda m: model_surgery.retype_op(m, 0, "ADD"), "options"),
     ("conv_leaky", "short constant data",
      lambda m: _set(m.buffers[_tensor(m, 0, 1).buffer], data=m.buffers[_tensor(m, 0, 1).buffer].data[:-1]),
@@ -100,6 +104,17 @@ def test_broken_model_is_refused_with_operator_and_reason(case, what, change, wo
     assert words in str(err.value), f"{what}: {err.value}"
     assert "\n" not in str(err.value)
     assert not (tmp_path / "out").exists(), "a refused model must leave nothing behind"
+
+
+def test_one_supported_op_set():
+    """validate.py checks exactly the ops the lowering table lowers (lower.LOWERINGS is the supported op set), and
+    refuses any other op with the lowering's own message, before any lowering runs."""
+    from nanodet_mcu.codegen.aot import graph, lower, validate
+
+    assert set(validate.CHECKS) == set(lower.LOWERINGS) == set(lower.SUPPORTED_OPS)
+    g = graph.read(model_info.load(aot_models.build("unsupported_avgpool")))
+    with pytest.raises(NanodetError, match=r"does not support op AVERAGE_POOL_2D \(operator 0\); supported: CONV_2D"):
+        validate.validate(g)
 
 
 def test_nxp_model_with_a_conv_read_as_reshape_is_refused(nxp_model_path, tmp_path):

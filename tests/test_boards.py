@@ -89,6 +89,7 @@ def test_family_tables_are_validated():
 ])
 def test_linker_sections_are_validated(change, message):
     data = copy.deepcopy(boards.load("rt1050").data)
+    del data["aot"]  # it names the board's own sections
     good = {"name": ".nd_itcm_text", "inputs": [".nd_itcm_text*"], "region": "m_qacode", "load": "copy"}
     data["linker_sections"] = [good]
     boards.validate(data, "x.toml")
@@ -124,19 +125,50 @@ def test_validation_names_the_problem():
     data["default_engine"] = "glow"
     with pytest.raises(NanodetError, match="engines"):
         boards.validate(data, "x.toml")
+    data = copy.deepcopy(boards.load("rt1170").data)
+    del data["aot"]["code_section"]
+    with pytest.raises(NanodetError, match="missing key 'code_section'"):
+        boards.validate(data, "x.toml")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["aot"].update(code_section=".nd_fast"), r"'.nd_fast' is no \[\[linker_sections\]\] entry of the aot"),
+    (lambda d: d["linker_sections"][1].update(engines=["tflm"]), "'.nd_const' is no .* entry of the aot engine"),
+    (lambda d: d["linker_sections"][0].update(load="noload"), r'.nd_itcm_text must be a load = "copy" section'),
+    (lambda d: d["linker_sections"][1].update(inputs=[".rodata*"]), "must take the input section .nd_const"),
+    (lambda d: d["linker_sections"][1].update(region="m_qacode"), "placed in m_qacode, which no \\[\\[memory\\]\\]"),
+])
+def test_aot_placement_is_validated(change, message):
+    data = copy.deepcopy(boards.load("rt1170").data)
+    change(data)
+    with pytest.raises(NanodetError, match=message):
+        boards.validate(data, "x.toml")
+
+
+def test_aot_placement_data():
+    """Both RT boards: the fast kernels in ITCM and the constants' candidate in on-chip RAM, all [[linker_sections]]
+    (copied by the board layer); the emulated board has no placement."""
+    rt1170, rt1050, qemu = boards.load("rt1170"), boards.load("rt1050"), boards.load("mps2-an500")
+    for b, const_region in ((rt1170, "nd_ocram"), (rt1050, "m_data3")):
+        assert b.aot == {"code_section": ".nd_itcm_text", "const_sections": [".nd_const"]}
+        code, const = b.linker_section(".nd_itcm_text"), b.linker_section(".nd_const")
+        assert (code["region"], const["region"]) == ("m_qacode", const_region)
+        assert b.region_name("m_qacode") == "ITCM" and b.linker_sections("tflm") == []
+    assert rt1170.region_name("nd_ocram") == "OCRAM1+2" and rt1050.region_name("m_data3") == "OCRAM"
+    assert qemu.aot is None
 
 
 # Arena placement: the fastest region whose free space holds the arena; loud when it is external.  The RT DTCM
 # sizes follow the FlexRAM splits (RT1050 384 KB, RT1170 448 KB; 8 KB reserved in each).
 @pytest.mark.parametrize("board,arena,region,warned", [
     ("rt1170", 100_000, "DTCM", False),
-    ("rt1170", 355_200, "DTCM", False),  # AOT arena of the NXP model (and of ours)
+    ("rt1170", 319_664, "DTCM", False),  # AOT arena of the NXP model (and of ours)
     ("rt1170", 450_560, "DTCM", False),  # exactly DTCM's free space
     ("rt1170", 450_561, "OCRAM1+2", False),
     ("rt1170", 1_048_577, "SDRAM", True),
     ("rt1170", 1_326_720, "SDRAM", True),  # TFLM arena of the NXP model
     ("rt1050", 100_000, "DTCM", False),
-    ("rt1050", 355_200, "DTCM", False),  # AOT arena of the NXP model
+    ("rt1050", 319_664, "DTCM", False),  # AOT arena of the NXP model
     ("rt1050", 385_024, "DTCM", False),  # exactly DTCM's free space
     ("rt1050", 385_025, "SDRAM", True),  # too big for DTCM, and for the 64 KB of FlexRAM OCRAM left
     ("rt1050", 1_326_720, "SDRAM", True),  # TFLM arena of the NXP model

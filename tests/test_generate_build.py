@@ -234,7 +234,7 @@ LINKER_HOOK_PROGRAM = r"""
 #include <stdint.h>
 __attribute__((section(".nd_arena"), aligned(16))) uint8_t nd_arena[4096];
 __attribute__((section(".nd_itcm_text"), noinline)) int nd_fast(int x) { return 3 * x; }
-__attribute__((section(".nd_ocram_data"))) const int32_t nd_table[4] = {1, 2, 3, 4};
+__attribute__((section(".nd_const"))) const int32_t nd_table[4] = {1, 2, 3, 4};
 int data_word = 5;
 __attribute__((section("DataQuickAccess"))) int quick_word;
 int bss_word;
@@ -254,18 +254,16 @@ def test_linker_hook_places_board_file_sections(nxp_model_path, tmp_path, monkey
     board file's extra sections (i15's ITCM code / OCRAM data) where the data says, copied ones with a flash image
     after the SDK's (__DATA_END), chained, and the symbols the board layer copies them with."""
     cmake, gcc = require_tool("cmake"), require_tool("arm-none-eabi-gcc")
-    data = copy.deepcopy(boards.load("rt1170").data)
-    data["linker_sections"] = [
-        {"name": ".nd_itcm_text", "inputs": [".nd_itcm_text*"], "region": "m_qacode", "load": "copy"},
-        {"name": ".nd_ocram_data", "inputs": [".nd_ocram_data*"], "region": "nd_ocram", "load": "copy",
-         "engines": ["aot"]},
-        {"name": ".nd_scratch", "inputs": [".nd_scratch*"], "region": "m_data2", "load": "noload"},
-    ]
+    data = copy.deepcopy(boards.load("rt1170").data)  # its own .nd_itcm_text (ITCM) and .nd_const (OCRAM1+2)
+    assert [(x["name"], x["region"]) for x in data["linker_sections"]] == [(".nd_itcm_text", "m_qacode"),
+                                                                           (".nd_const", "nd_ocram")]
+    data["linker_sections"].append({"name": ".nd_scratch", "inputs": [".nd_scratch*"], "region": "m_data2",
+                                    "load": "noload"})
     boards.validate(data, "test")
     monkeypatch.setattr(generate.boards, "load", lambda name: boards.Board("rt1170", data))
     out = tmp_path / "p"
     generate.generate("rt1170", nxp_model_path, engine="aot", out_dir=out, log=lambda m: None, sdk=sdk)
-    assert ("#define ND_COPY_SECTIONS(X) X(nd_itcm_text) X(nd_ocram_data)\n"
+    assert ("#define ND_COPY_SECTIONS(X) X(nd_itcm_text) X(nd_const)\n"
             in (out / "nd_board_config.h").read_text())
     (tmp_path / "sdk.ld").write_text(SDK_LIKE_LD)
     _run([cmake, f"-DND_LD_IN={tmp_path / 'sdk.ld'}", f"-DND_LD_OUT={tmp_path / 'nd.ld'}", "-P",
@@ -288,18 +286,20 @@ def test_linker_hook_places_board_file_sections(nxp_model_path, tmp_path, monkey
             heads[f[1]] = {"size": int(f[2], 16), "vma": int(f[3], 16), "lma": int(f[4], 16)}
     assert 0x20000000 <= addr["nd_arena"] < 0x20070000 and addr["nd_arena"] == addr["__nd_arena_start__"]
     assert 0x20000000 <= addr["__nd_scratch_start__"] < 0x20070000
-    itcm, ocram = heads[".nd_itcm_text"], heads[".nd_ocram_data"]
+    itcm, ocram = heads[".nd_itcm_text"], heads[".nd_const"]
     assert itcm["vma"] == addr["__nd_itcm_text_start__"] and addr["nd_fast"] - itcm["vma"] < itcm["size"]
     assert addr["__nd_itcm_text_end__"] <= 0x10000
-    assert ocram["vma"] == addr["__nd_ocram_data_start__"] == 0x20240000 and addr["nd_table"] == 0x20240000
+    assert ocram["vma"] == addr["__nd_const_start__"] == 0x20240000 and addr["nd_table"] == 0x20240000
     # Flash images: after the SDK's own load images, one after the other, inside m_text.
     assert itcm["lma"] == addr["__nd_itcm_text_load__"] >= addr["__DATA_END"]
-    assert ocram["lma"] == addr["__nd_ocram_data_load__"] == itcm["lma"] + itcm["size"]
+    assert ocram["lma"] == addr["__nd_const_load__"] == itcm["lma"] + itcm["size"]
     assert itcm["lma"] >= 0x30002400 and ocram["lma"] + ocram["size"] <= 0x30002400 + 0x00FBDC00  # m_text
-    _run(["arm-none-eabi-objcopy", "-O", "binary", "-j", ".nd_ocram_data", str(elf), str(tmp_path / "ocram.bin")])
+    _run(["arm-none-eabi-objcopy", "-O", "binary", "-j", ".nd_const", str(elf), str(tmp_path / "ocram.bin")])
     assert (tmp_path / "ocram.bin").read_bytes() == b"".join(v.to_bytes(4, "little") for v in (1, 2, 3, 4))
-    # The engine filter: a tflm project has no OCRAM section.
+    # The engine filter: a tflm project has neither AOT section (and no section defines).
     out_tflm = tmp_path / "q"
     generate.generate("rt1170", nxp_model_path, engine="tflm", out_dir=out_tflm, log=lambda m: None, sdk=sdk)
-    assert "X(nd_ocram_data)" not in (out_tflm / "nd_board_config.h").read_text()
-    assert ".nd_ocram_data" not in (out_tflm / "nd_linker.cmake").read_text()
+    assert "ND_COPY_SECTIONS" not in (out_tflm / "nd_board_config.h").read_text()
+    tflm_linker = (out_tflm / "nd_linker.cmake").read_text()
+    assert ".nd_const" not in tflm_linker and ".nd_itcm_text" not in tflm_linker
+    assert "set(ND_SECTION_DEFINES)\n" in tflm_linker

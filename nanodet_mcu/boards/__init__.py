@@ -43,9 +43,15 @@ Schema (every key required unless marked optional):
              [[memory]] region with define_region is defined by the project), load ("noload": not in the image and
              never zeroed; "copy": its image follows the SDK's load images in flash and nd_board_init copies it
              from __nd_<x>_load__ to __nd_<x>_start__..__nd_<x>_end__), engines (optional: only for these engines)
+    [aot] (optional)             where the AOT engine's hot parts go, by name of [[linker_sections]] (aot, "copy",
+             each taking the input section of its own name):
+             code_section (the fast kernels' code, C and assembly: e.g. ITCM), const_sections (the model's constant
+             arrays, in order of preference: the first whose region, a [[memory]] region, has room beside the arena
+             takes them; the others are left out of the project; none with room: the constants stay in flash)
 """
 from __future__ import annotations
 
+import fnmatch
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -73,6 +79,7 @@ _REQUIRED = {
     "mcuxsdk": {"boards": list, "core_id": str, "cpu_define": str, "device_dir": str, "build_config": str,
                 "kconfig": list, "linkserver": list, "pyocd_target": str},
     "linker_sections": {"name": str, "inputs": list, "region": str, "load": str},
+    "aot": {"code_section": str, "const_sections": list},
     "sdk": {"boards": list, "device": str, "core_id": str, "cpu_define": str, "build_config": str,
             "linker_script": str, "board_sources": list, "board_include_dirs": list, "defines": list,
             "asm_defines": list, "components": list, "config": list, "tflm_components": list,
@@ -215,6 +222,25 @@ class Board:
         return [s for s in self.data.get("linker_sections", []) if engine in s.get("engines", ENGINES)]
 
     @property
+    def aot(self) -> dict | None:
+        """The [aot] table (the fast kernels' section, the constants' candidate sections), or None."""
+        return self.data.get("aot")
+
+    def linker_section(self, name: str) -> dict:
+        """The [[linker_sections]] entry called `name`."""
+        return next(s for s in self.data.get("linker_sections", []) if s["name"] == name)
+
+    def region_name(self, linker_region: str) -> str:
+        """A linker MEMORY region as reports name it: its [[memory]] name, "ITCM" for the FlexRAM ITCM region, or
+        the linker name itself."""
+        for m in self.memory:
+            if m.linker_region == linker_region:
+                return m.name
+        if self.flexram is not None and linker_region == self.flexram.itcm_linker_region:
+            return "ITCM"
+        return linker_region
+
+    @property
     def default_engine(self) -> str:
         return self.data["default_engine"]
 
@@ -324,6 +350,7 @@ def validate(data: dict, where: str) -> None:
             if not (TEMPLATES_DIR / sub).is_dir():
                 raise NanodetError(f"{where}: no templates/{sub}/ directory")
     _check_linker_sections(data, where)  # after the families are known to exist
+    _check_aot(data, where)
     bad = [e for e in data["engines"] if e not in ENGINES]
     if bad or data["default_engine"] not in data["engines"]:
         raise NanodetError(f"{where}: engines must be among {ENGINES} and include default_engine")
@@ -353,6 +380,28 @@ def _check_linker_sections(data: dict, where: str) -> None:
             raise NanodetError(f"{where} [[linker_sections]] {name}: inputs must be non-empty strings")
         if not set(s.get("engines", ENGINES)) <= set(ENGINES):
             raise NanodetError(f"{where} [[linker_sections]] {name}: engines must be among {ENGINES}")
+
+
+def _check_aot(data: dict, where: str) -> None:
+    if "aot" not in data:
+        return
+    aot = data["aot"]
+    _check_table(f"{where} [aot]", aot, _REQUIRED["aot"])
+    sections = {s["name"]: s for s in data.get("linker_sections", []) if "aot" in s.get("engines", ENGINES)}
+    memory = {m["linker_region"] for m in data["memory"]}
+    for name in [aot["code_section"], *aot["const_sections"]]:
+        s = sections.get(name)
+        if s is None:
+            raise NanodetError(f"{where} [aot]: {name!r} is no [[linker_sections]] entry of the aot engine")
+        if s["load"] != "copy":
+            raise NanodetError(f"{where} [aot]: {name} must be a load = \"copy\" section (it holds code or data)")
+        if not any(fnmatch.fnmatchcase(name, p) for p in s["inputs"]):
+            raise NanodetError(f"{where} [aot]: {name}'s inputs must take the input section {name} (the generated "
+                               "code puts it there)")
+    for name in aot["const_sections"]:
+        if sections[name]["region"] not in memory:
+            raise NanodetError(f"{where} [aot]: const section {name} is placed in {sections[name]['region']}, which "
+                               "no [[memory]] region describes (its size decides whether the constants fit)")
 
 
 @cache

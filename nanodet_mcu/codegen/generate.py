@@ -27,8 +27,9 @@ from nanodet_mcu import (
     spec,
 )
 from nanodet_mcu.codegen import aot
+from nanodet_mcu.codegen.aot import kernels
 from nanodet_mcu.codegen.c_array import hex_bytes, int_values
-from nanodet_mcu.codegen.placement import Placement, place_arena
+from nanodet_mcu.codegen.placement import Placement, aot_placement, place_arena
 from nanodet_mcu.codegen.tflm_ops import resolver_methods
 from nanodet_mcu.errors import NanodetError
 from nanodet_mcu.floatbits import f32_bits
@@ -49,6 +50,8 @@ class Project:
     placement: Placement
     files: list[str] = field(default_factory=list)
     flash_bytes: dict[str, int] = field(default_factory=dict)  # estimate of the big read-only items
+    ram: dict[str, int] = field(default_factory=dict)  # AOT engine: kernel scratch (inside the arena), stack bound
+    aot_placement: list[str] = field(default_factory=list)  # AOT engine on a board with [aot]: code and constants
     family: str = ""  # the project family (boards.FAMILIES): which build files, which SDK
 
     @property
@@ -126,7 +129,9 @@ def _images(paths: list[Path]) -> list[dict]:
     return out
 
 
-def _tflm_engine(info: model_info.ModelInfo, tmp: Path) -> tuple[int, dict, dict]:
+def _tflm_engine(info: model_info.ModelInfo, tmp: Path, weights_format: str | None) -> tuple[int, dict, dict]:
+    if weights_format is not None:
+        raise NanodetError("--weights-format applies to the aot engine only (TFLM reads the model's own weights)")
     ops = resolver_methods(info.ops)
     host = model_info.tflm_arena_bytes(info.data)
     arena = tflm_arena_reserved(host)
@@ -137,9 +142,12 @@ def _tflm_engine(info: model_info.ModelInfo, tmp: Path) -> tuple[int, dict, dict
     return arena, ctx, {"model_data": info.size}
 
 
-def _aot_engine(info: model_info.ModelInfo, tmp: Path) -> tuple[int, dict, dict]:
-    result = aot.emit_c(info, tmp)
-    ctx = {"arena_note": "exact static size from the AOT planner (AotResult.arena_bytes)"}
+def _aot_engine(info: model_info.ModelInfo, tmp: Path, weights_format: str | None) -> tuple[int, dict, dict]:
+    result = aot.emit_c(info, tmp, weights_format=weights_format or "int16")
+    ctx = {"arena_note": f"exact static size from the AOT planner, {result.scratch_bytes} bytes of it the largest "
+                         f"kernel scratch; the engine's stack stays within ND_KERNELS_STACK_BYTES",
+           "aot_ram": {"scratch_bytes": result.scratch_bytes, "stack_bytes_bound": kernels.stack_bytes()},
+           "weights_format": weights_format or "int16", "aot_const_section_bytes": result.const_section_bytes}
     return result.arena_bytes, ctx, {"aot_constants": result.flash_bytes}
 
 
@@ -153,9 +161,9 @@ def tflm_arena_reserved(host_bytes: int) -> int:
 
 def aot_arena_bytes(info: model_info.ModelInfo) -> int:
     """The AOT engine's exact static arena for this model (its planner, without writing any C)."""
-    from nanodet_mcu.codegen.aot import graph, lower, planner
+    from nanodet_mcu.codegen.aot import planner
 
-    return planner.plan(lower.lower(graph.read(info)))[1]
+    return planner.plan(aot.program(info))[1]
 
 
 def _with_aot_hint(placement: Placement, info: model_info.ModelInfo, board: boards.Board) -> Placement:
@@ -227,11 +235,14 @@ def elf_path(board: boards.Board, family: boards.Family) -> str:
     return f"build/nanodet_{core_id}.elf" if core_id else ELF
 
 
-def linker_sections(board: boards.Board, engine: str, arena: boards.MemoryRegion) -> list[dict]:
+def linker_sections(board: boards.Board, engine: str, arena: boards.MemoryRegion,
+                    dropped: set[str] = frozenset()) -> list[dict]:
     """Output sections an mcux project adds to the SDK's linker file: the arena's, then the board file's
-    [[linker_sections]] for this engine; each with its symbol stem (the name without the dot)."""
+    [[linker_sections]] for this engine except `dropped` (AOT constants' candidates not taken); each with its symbol
+    stem (the name without the dot)."""
     arena_section = {"name": ".nd_arena", "inputs": [arena.section], "region": arena.linker_region, "load": "noload"}
-    return [{**s, "stem": s["name"][1:]} for s in [arena_section, *board.linker_sections(engine)]]
+    board_sections = [s for s in board.linker_sections(engine) if s["name"] not in dropped]
+    return [{**s, "stem": s["name"][1:]} for s in [arena_section, *board_sections]]
 
 
 def defined_regions(board: boards.Board, sections: list[dict]) -> list[tuple[str, int, int]]:
@@ -247,13 +258,15 @@ def defined_regions(board: boards.Board, sections: list[dict]) -> list[tuple[str
 def generate(board_name: str, model: str | Path, engine: str | None = None, out_dir: str | Path | None = None,
              embed_images: list[str | Path] = (), force: bool = False, log=None,
              tflm_include: list[str | Path] = (), tflm_lib: str | Path | None = None, profile: bool = False,
-             tflm_stock_transpose: bool = False, sdk: str | None = None) -> Project:
+             tflm_stock_transpose: bool = False, sdk: str | None = None,
+             weights_format: str | None = None) -> Project:
     """Render the project; returns what was written.  Warnings (arena in SDRAM) also go to `log` (stderr).
 
     profile: the build's default turns the per-step instrumentation on (verify --profile / --bisect).
     tflm_stock_transpose: register the TFLM's own TRANSPOSE kernel instead of the reference one (diagnosing a TFLM).
     sdk: the SDK layout of an RT project ("mcuxsdk": the current west SDK, "classic": mcux-sdk 2.x); None takes the
-    board's default family."""
+    board's default family.
+    weights_format: the AOT engine's conv weights, "int16" (default: fastest) or "int8" (half the flash)."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     board = boards.load(board_name)
     family = board.family_for(sdk)
@@ -277,10 +290,11 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
     except OSError as exc:
         raise NanodetError(f"cannot create the project directory {out}: {exc.strerror or exc}") from None
     try:
-        arena, engine_ctx, flash = ENGINES[engine](info, tmp)
+        arena, engine_ctx, flash = ENGINES[engine](info, tmp, weights_format)
         placement = place_arena(arena, board.memory, board.name)
         if placement.warning and engine == "tflm" and "aot" in board.engines:
             placement = _with_aot_hint(placement, info, board)
+        aot_place = aot_placement(board, engine, placement, engine_ctx.get("aot_const_section_bytes", 0))
         written = [f.name for f in sorted(tmp.iterdir())]  # the engine's own output (nd_model.c/h)
         lut = preprocess.input_lut(layout.input.scale, layout.input.zero_point)
         flash["images"] = len(images) * spec.INPUT_SIZE * spec.INPUT_SIZE * 3
@@ -289,7 +303,7 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
         if sum(flash.values()) > flash_size:
             raise NanodetError(f"model constants and {len(images)} embedded image(s) need {sum(flash.values())} bytes, "
                                f"more than the {flash_size} bytes of {board.data['flash']['name']}; embed fewer images")
-        sections = linker_sections(board, engine, placement.region)
+        sections = linker_sections(board, engine, placement.region, aot_place.dropped)
         ctx = {
             "version": __version__, "board": board.data, "engine": engine, "model_sha256": info.sha256,
             "family": family.name, "sdk": board.sdk_table(family.name), "linker_sections": sections,
@@ -301,7 +315,7 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
             "arena_region": placement.region, "arena_warning": placement.warning, "arena_text": placement.describe(),
             "elf": elf_path(board, family), "flexram": board.flexram, "resized_regions": board.resized_linker_regions,
             "arch_flags": board.arch_flags, "profile": profile, "tflm_stock_transpose": tflm_stock_transpose,
-            **user_tflm, **engine_ctx,
+            "aot_placement": aot_place, "section_defines": aot_place.defines, **user_tflm, **engine_ctx,
         }
         env = _jinja_env()
         _render_dir(env, "common", tmp, ctx, written)
@@ -318,6 +332,9 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
                     "generated_by": f"nanodet-mcu {__version__}", "flash_bytes_estimate": flash,
                     "profile": profile, "tflm_stock_transpose": tflm_stock_transpose,
                     "files": sorted(written + [MANIFEST])}
+        if "aot_ram" in engine_ctx:
+            manifest["aot"] = {"weights_format": engine_ctx["weights_format"], **engine_ctx["aot_ram"],
+                               **aot_place.manifest()}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _normalise_modes(tmp)
         with outputs.committing():
@@ -328,7 +345,8 @@ def generate(board_name: str, model: str | Path, engine: str | None = None, out_
         raise
     if placement.warning:
         log(f"nanodet-mcu generate: {placement.warning}")
-    return Project(out, board.name, engine, arena, placement, sorted(manifest["files"]), flash, family.name)
+    return Project(out, board.name, engine, arena, placement, sorted(manifest["files"]), flash,
+                   engine_ctx.get("aot_ram", {}), aot_place.lines(), family.name)
 
 
 def _user_tflm(family: boards.Family, board: boards.Board, engine: str, include: list[str | Path],

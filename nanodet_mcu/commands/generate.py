@@ -34,6 +34,9 @@ def add_arguments(p):
                    help="tflm engine: keep the TFLM's own TRANSPOSE kernel instead of the reference one the glue "
                         "registers (to diagnose a TFLM build; CMSIS-NN's skips NanoDet's 5-D shuffles; default: the "
                         "reference one)")
+    p.add_argument("--weights-format", choices=("int16", "int8"),
+                   help="aot engine: conv weights pre-extended to int16 (fastest) or kept int8 (half their flash, for "
+                        "flash-tight boards; about 15%% more instructions) (default: int16)")
 
 
 def run(args) -> int:
@@ -43,9 +46,17 @@ def run(args) -> int:
     project = generate(args.board, args.model, engine=args.engine, out_dir=args.out,
                        embed_images=args.embed_images, force=args.force,
                        tflm_include=args.tflm_include, tflm_lib=args.tflm_lib, profile=args.profile,
-                       tflm_stock_transpose=args.tflm_stock_transpose, sdk=args.sdk)
+                       tflm_stock_transpose=args.tflm_stock_transpose, weights_format=args.weights_format,
+                       sdk=args.sdk)
     print(f"{project.out_dir}: {project.board} project, {project.engine} engine, {len(project.files)} files")
     print(f"  {project.placement.describe()}")
+    if project.ram:
+        print(f"  RAM: the arena holds every tensor and kernel scratch (largest {project.ram['scratch_bytes']:,} "
+              f"bytes), planned here; the engine's stack stays within {project.ram['stack_bytes_bound']:,} bytes "
+              "below its caller (ND_KERNELS_STACK_BYTES; the painted peak on QEMU is checked against it by the tests "
+              "and printed by benchmarks/bench_aot_qemu.py)")
+    for line in project.aot_placement:
+        print(f"  {line}")
     flash = ", ".join(f"{k} {v:,}" for k, v in sorted(project.flash_bytes.items()))
     print(f"  flash (large constants): {flash} bytes")
     print(f"  build: {project.out_dir}/build.sh   (or: nanodet-mcu build {project.out_dir})")

@@ -62,9 +62,9 @@ def tflm_steps(info: model_info.ModelInfo) -> list[Step]:
 
 
 def aot_steps(info: model_info.ModelInfo) -> list[Step]:
-    from nanodet_mcu.codegen.aot import emit, graph, lower
+    from nanodet_mcu.codegen.aot import emit, lower, read
 
-    g = graph.read(info)
+    g = read(info)
     prog = lower.lower(g)
     steps = []
     for i, (s, outs) in enumerate(zip(prog.steps, emit.step_outputs(prog))):

@@ -1,34 +1,66 @@
-"""Render a lowered, planned program as nd_model.c / nd_model.h (templates/engine-aot wraps them as nd_engine.h)."""
+"""Render a lowered, planned program as nd_model.c / nd_model.h (templates/engine-aot wraps them as nd_engine.h).
+
+Constants and params whose fast kernel differs from the reference are emitted twice, the reference ones under
+`#if ND_KERNELS_REFERENCE_ONLY` (see nd_kernels.h): one emitted model serves both kernel builds.
+"""
 from __future__ import annotations
-
-import re
-
-import numpy as np
 
 from nanodet_mcu import model_info
 from nanodet_mcu.codegen import c_array
-from nanodet_mcu.codegen.aot.lower import SCRATCH_BASE, Program
+from nanodet_mcu.codegen.aot.kernels import CName, Const, consts_of, initializer
+from nanodet_mcu.codegen.aot.lower import SCRATCH_BASE, Call, Program, Ref, Variants
 
-_PLACEHOLDER = re.compile(r"\{(t\d+|p)\}")
-
-
-def _array(ctype: str, name: str, data: np.ndarray) -> str:
-    body = c_array.int_values(data, "    ", 24 if ctype == "int8_t" else 12)
-    return f"static const {ctype} {name}[{data.size}] ND_ALIGN4 = {{\n{body}\n}};\n"
+REF_ONLY = "#if ND_KERNELS_REFERENCE_ONLY\n"
 
 
-def referenced_consts(prog: Program) -> list[tuple[str, str, np.ndarray]]:
-    """The constants some step uses: the lowering may compute tables a layer ends up not needing, and an unused
-    static const would fail -Werror (-Wunused-const-variable) and waste flash."""
-    used = set(re.findall(r"\bnd_\w+", "\n".join(f"{s.call} {s.params or ''}" for s in prog.steps)))
-    return [c for c in prog.consts if c[1] in used]
+def _array(c: Const) -> str:
+    if c.data.ndim == 2:  # an array of structs, one row each
+        rows = ",\n".join("    {" + ", ".join(str(int(v)) for v in row) + "}" for row in c.data)
+        body = rows + ","
+    else:
+        body = c_array.int_values(c.data, "    ", 24 if c.ctype == "int8_t" else 12)
+    return f"static const {c.ctype} {c.name}[{len(c.data)}] ND_MODEL_CONST = {{\n{body}\n}};\n"
+
+
+def _guarded(ref_text: str, fast_text: str) -> str:
+    """Text for the reference-only build and for the normal one (either may be empty)."""
+    if ref_text == fast_text:
+        return ref_text
+    if not ref_text:
+        return f"#if !ND_KERNELS_REFERENCE_ONLY\n{fast_text}#endif\n"
+    if not fast_text:
+        return f"{REF_ONLY}{ref_text}#endif\n"
+    return f"{REF_ONLY}{ref_text}#else\n{fast_text}#endif\n"
+
+
+def build_consts(prog: Program) -> tuple[list[Const], list[Const]]:
+    """(constants of the reference-only build, constants of the normal build), each in creation order: only those
+    some call of that build references (the lowering may compute tables a layer ends up not needing, and an unused
+    static const would fail -Werror's -Wunused-const-variable and waste flash)."""
+    ref, fast = set(), set()
+    for s in prog.steps:
+        for call in s.calls:
+            p = call.params
+            if isinstance(p, Variants):
+                ref.update(c.name for c in consts_of(p.ref))
+                fast.update(c.name for c in consts_of(p.fast))
+            else:
+                both = {c.name for c in consts_of(p)} | {a.name for a in call.args if isinstance(a, Const)}
+                ref |= both
+                fast |= both
+    return [c for c in prog.consts if c.name in ref], [c for c in prog.consts if c.name in fast]
 
 
 def step_outputs(prog: Program) -> list[list[int]]:
     """Each step's output tensors, as the step hook hands them to the device's CRC and READ (verify --bisect): what
     the step writes, minus its scratch.  They are model tensors in the model's layout, so each one's host twin is the
-    tflite-micro tensor of the same index (a rewrite that changes a layout must write under a non-model id)."""
-    return [[t for t in s.writes if t < SCRATCH_BASE] for s in prog.steps]
+    tflite-micro tensor of the same index (a rewrite that changes a layout must write under a non-model id).  A tensor
+    stored as a view of another (a conv's output written straight into every other channel of a channel-shuffled
+    map) counts as a write of the map it is stored in; a map several steps write is an output of the last of them
+    only (complete from there on)."""
+    writes = [[prog.alias[t][0] if t in prog.views else t for t in s.writes if t < SCRATCH_BASE] for s in prog.steps]
+    last = {t: i for i, ts in enumerate(writes) for t in ts}
+    return [list(dict.fromkeys(t for t in ts if last[t] == i)) for i, ts in enumerate(writes)]
 
 
 def header(info: model_info.ModelInfo, arena: int, prog: Program) -> str:
@@ -43,7 +75,7 @@ def header(info: model_info.ModelInfo, arena: int, prog: Program) -> str:
 extern "C" {{
 #endif
 
-#define ND_MODEL_ARENA_BYTES {arena}u /* static arena, 16-byte aligned by the caller */
+#define ND_MODEL_ARENA_BYTES {arena}u /* static arena (tensors and kernel scratch), 16-byte aligned by the caller */
 #define ND_MODEL_SHA256_HEX_STR "{info.sha256}"
 
 int8_t *nd_model_input(uint8_t *arena);                /* 1x320x320x3 int8 input, inside the arena */
@@ -51,6 +83,10 @@ int nd_model_run(uint8_t *arena);                      /* 0 on success */
 const int8_t *nd_model_scores(const uint8_t *arena);   /* 1x10x10x80, valid after run */
 const int8_t *nd_model_boxes(const uint8_t *arena);    /* 1x10x10x32 */
 extern const char nd_model_sha256_hex[65];
+
+/* -1 when every kernel's scratch need (its nd_<op>_get_buffer_size) is what the arena plan reserved, else the index
+ * of the first step that differs (kernels and generated model from different versions, or mixed builds). */
+int nd_model_check(void);
 
 /* Every model input and output by index (tests and tools; the application uses the functions above). */
 #define ND_MODEL_NUM_INPUTS {num_inputs}
@@ -79,28 +115,48 @@ extern const uint32_t nd_model_step_out_bytes[];
 def source(info: model_info.ModelInfo, prog: Program, offsets: dict[int, int], scores: int | None,
            boxes: int | None) -> str:
     """scores/boxes: output tensor indices of a NanoDet model, or None for any other model (tests)."""
-    def addr(ti: int) -> str:
-        root, extra = prog.alias.get(ti, (ti, 0))
-        return f"(a + {offsets[root] + extra})"
+    def addr(ti: int, extra: int = 0) -> str:
+        root, off = prog.alias.get(ti, (ti, 0))
+        return f"(a + {offsets[root] + off + extra})"
+
+    def arg(a) -> str:
+        if isinstance(a, Ref):
+            return addr(a.buf, a.offset)
+        if isinstance(a, Const):
+            return a.name
+        if isinstance(a, CName):
+            return str(a)
+        return str(int(a))
 
     out = [f"/* Generated by nanodet-mcu (AOT engine) from a model with sha256 {info.sha256}.  Do not edit.\n"
            f" * Weights and all requantisation constants were computed on the host; the arena plan is static. */\n"
            '#include "nd_model.h"\n#include "nd_kernels.h"\n\n#include <stddef.h>\n\n'
-           "#if defined(__GNUC__)\n#define ND_ALIGN4 __attribute__((aligned(4)))\n#else\n#define ND_ALIGN4\n#endif\n\n"
+           "/* The model's constant arrays: word-aligned, and in the section ND_MODEL_CONST_SECTION when the project\n"
+           " * defines one (a board's on-chip RAM, filled from flash at start-up by the board layer). */\n"
+           "#if defined(__GNUC__) && defined(ND_MODEL_CONST_SECTION)\n#define ND_CONST_STR_(x) #x\n"
+           "#define ND_CONST_STR(x) ND_CONST_STR_(x)\n"
+           "#define ND_MODEL_CONST __attribute__((aligned(4), section(ND_CONST_STR(ND_MODEL_CONST_SECTION))))\n"
+           "#elif defined(__GNUC__)\n#define ND_MODEL_CONST __attribute__((aligned(4)))\n#else\n"
+           "#define ND_MODEL_CONST\n#endif\n\n"
            f'const char nd_model_sha256_hex[65] = "{info.sha256}";\n\n']
-    for ctype, name, data in referenced_consts(prog):
-        out.append(_array(ctype, name, data))
-    body = []
+    ref_consts, fast_consts = build_consts(prog)
+    ref_names = {c.name for c in ref_consts}
+    fast_names = {c.name for c in fast_consts}
+    out.append("".join(_array(c) for c in prog.consts if c.name in ref_names and c.name in fast_names))
+    out.append(_guarded("".join(_array(c) for c in ref_consts if c.name not in fast_names),
+                        "".join(_array(c) for c in fast_consts if c.name not in ref_names)))
+    body, checks = [], []
     for i, s in enumerate(prog.steps):
-        pname = f"nd_p{i}"
-        if s.ptype:
-            out.append(f"static const {s.ptype} {pname} = {s.params};\n")
-
-        def sub(m, pname=pname):
-            key = m.group(1)
-            return pname if key == "p" else addr(int(key[1:]))
-
-        body.append(f"    ND_PROFILE_OP({i}); /* {s.label} {list(s.shape)} */\n    " + _PLACEHOLDER.sub(sub, s.call))
+        lines = []
+        for k, call in enumerate(s.calls):
+            pname = f"nd_p{i}" if len(s.calls) == 1 else f"nd_p{i}_{k}"
+            if call.params is not None:
+                out.append(_params(call, pname))
+            args = ([f"&{pname}"] if call.params is not None else []) + [arg(a) for a in call.args]
+            lines.append(f"{call.fn}({', '.join(args)});")
+            if s.scratch is not None and any(isinstance(a, Ref) and a.buf == s.scratch.buf for a in call.args):
+                checks.append(_scratch_check(call, pname, i, s.scratch))
+        body.append(f"    ND_PROFILE_OP({i}); /* {s.label} {list(s.shape)} */\n    " + "\n    ".join(lines))
     labels = ", ".join(f'"{s.label}"' for s in prog.steps)
     macs = ", ".join(f"{s.macs}u" for s in prog.steps)
     out.append(f"\nconst char *const nd_model_step_labels[] = {{{labels}}};\n")
@@ -115,6 +171,7 @@ def source(info: model_info.ModelInfo, prog: Program, offsets: dict[int, int], s
     out.append(f"const uint16_t nd_model_step_out_first[] = {{{', '.join(f'{n}u' for n in first)}}};\n")
     out.append(f"const uint32_t nd_model_step_out_offset[] = {{{', '.join(offs) or '0u'}}};\n")
     out.append(f"const uint32_t nd_model_step_out_bytes[] = {{{', '.join(sizes) or '0u'}}};\n\n")
+    out.append("int nd_model_check(void)\n{\n" + "".join(checks) + "    return -1;\n}\n\n")
     ins = ", ".join(addr(t) for t in prog.inputs)
     outs = ", ".join(addr(t) for t in prog.outputs)
     n_in, n_out = len(prog.inputs), len(prog.outputs)
@@ -132,3 +189,29 @@ def source(info: model_info.ModelInfo, prog: Program, offsets: dict[int, int], s
     out.append("int nd_model_run(uint8_t *arena)\n{\n    int8_t *a = (int8_t *)arena;\n" + "\n".join(body)
                + "\n    ND_PROFILE_OP(-1);\n    return 0;\n}\n")
     return "".join(out)
+
+
+def _params(call: Call, pname: str) -> str:
+    p = call.params
+    if isinstance(p, Variants):
+        return _guarded(f"static const {p.ref.c_type} {pname} = {initializer(p.ref)};\n",
+                        f"static const {p.fast.c_type} {pname} = {initializer(p.fast)};\n")
+    return f"static const {p.c_type} {pname} = {initializer(p)};\n"
+
+
+def _scratch_check(call: Call, pname: str, step: int, scratch) -> str:
+    def test(n: int) -> str:
+        return f"    if ({call.fn}_get_buffer_size(&{pname}) != {n}) {{\n        return {step};\n    }}\n"
+    return _guarded(test(scratch.ref_bytes), test(scratch.fast_bytes))
+
+
+def flash_bytes(prog: Program) -> dict[str, int]:
+    """Bytes of constant arrays each kernel build compiles ("fast": the normal build, "reference": the other)."""
+    ref, fast = build_consts(prog)
+    return {"fast": int(sum(c.nbytes for c in fast)), "reference": int(sum(c.nbytes for c in ref))}
+
+
+def const_section_bytes(prog: Program) -> int:
+    """Bytes the constant arrays take in their own section (each word-aligned), the larger of the two builds."""
+    return max(int(sum(-(-c.nbytes // 4) * 4 for c in build)) for build in build_consts(prog))
+

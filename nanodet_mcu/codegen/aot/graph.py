@@ -1,6 +1,6 @@
 """The .tflite flatbuffer as a small graph IR: tensors (shape, type, quantisation, constant data) and ops (builtin
-name, inputs, outputs, options), in execution order.  Unsupported ops, constants whose data does not fit their shape
-and options of the wrong type are refused here; everything else is checked by validate.py."""
+name, inputs, outputs, options), in execution order.  Constants whose data does not fit their shape and options of
+the wrong type are refused here; which ops the engine supports is lower.LOWERINGS, and validate.py checks the rest."""
 from __future__ import annotations
 
 import math
@@ -11,9 +11,6 @@ import numpy as np
 from nanodet_mcu import model_info
 from nanodet_mcu.errors import NanodetError
 
-SUPPORTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "PAD", "PADV2", "MAX_POOL_2D", "CONCATENATION", "SPLIT", "SLICE",
-                 "STRIDED_SLICE", "RESHAPE", "TRANSPOSE", "ADD", "RESIZE_BILINEAR", "LEAKY_RELU", "LOGISTIC",
-                 "QUANTIZE")
 _NP_TYPES = {0: np.float32, 2: np.int32, 9: np.int8, 4: np.int64}
 
 
@@ -131,9 +128,6 @@ def read(info: model_info.ModelInfo) -> Graph:
     for i in range(sub.OperatorsLength()):
         op = sub.Operators(i)
         kind = names.get(codes[op.OpcodeIndex()], f"OP{codes[op.OpcodeIndex()]}")
-        if kind not in SUPPORTED_OPS:
-            raise NanodetError(f"the AOT engine does not support op {kind} (operator {i}); supported: "
-                               f"{', '.join(SUPPORTED_OPS)}")
         ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
         outs = [int(x) for x in op.OutputsAsNumpy()]
         ops.append(Op(i, kind, ins, outs, _options(s, op, kind, i)))

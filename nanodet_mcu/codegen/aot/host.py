@@ -16,33 +16,44 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 KERNELS_DIR = FIRMWARE_DIR / "common"
 
 
-def kernel_sources() -> list[Path]:
-    return sorted(KERNELS_DIR.glob("nd_kernels*.c"))
+def kernel_sources(arm: bool = False) -> list[Path]:
+    """The kernels' sources: C, plus for Arm targets the Cortex-M7 assembly (nd_kernels_*_m7.S, empty on cores
+    without the DSP extension, whose C twins then build instead)."""
+    c = sorted(KERNELS_DIR.glob("nd_kernels*.c"))
+    return c + sorted(KERNELS_DIR.glob("nd_kernels*.S")) if arm else c
 
 
-def emit_dir(info: model_info.ModelInfo, nanodet: bool) -> Path:
-    """Where the model's C is emitted: keyed by the model and by the generator's own source."""
-    key = hashlib.sha256(info.sha256.encode() + bytes([nanodet]))
+def emit_dir(info: model_info.ModelInfo, nanodet: bool, weights_format: str = "int16") -> Path:
+    """Where the model's C is emitted: keyed by the model, the options and the generator's own source."""
+    key = hashlib.sha256(info.sha256.encode() + bytes([nanodet]) + weights_format.encode())
     for src in sorted(PACKAGE_DIR.glob("*.py")):
         key.update(src.read_bytes())
     return hostcc.cache_dir().parent / "aot" / key.hexdigest()[:20]
 
 
+REFERENCE_ONLY_FLAG = "-DND_KERNELS_REFERENCE_ONLY=1"
+
+
 class HostModel:
-    """Any supported int8 model's emitted C, built as a shared library: run(inputs) -> outputs."""
+    """Any supported int8 model's emitted C, built as a shared library: run(inputs) -> outputs.
+
+    reference_only: build with ND_KERNELS_REFERENCE_ONLY (every op on its reference kernel); weights_format: see
+    emit_c."""
 
     def __init__(self, info: model_info.ModelInfo, nanodet: bool = False,
-                 flags: tuple[str, ...] = hostcc.DEFAULT_FLAGS):
-        out = emit_dir(info, nanodet)
+                 flags: tuple[str, ...] = hostcc.DEFAULT_FLAGS, reference_only: bool = False,
+                 weights_format: str = "int16"):
+        out = emit_dir(info, nanodet, weights_format)
         fresh = not (out / "nd_model.c").exists() or not (out / "nd_model.h").exists()
         try:
             created = outputs.make_dirs(out) if fresh else []
         except OSError as exc:
             raise hostcc.cache_error(exc) from None
         self.dir = out
+        flags = (*flags, REFERENCE_ONLY_FLAG) if reference_only else tuple(flags)
         try:
             if fresh:
-                emit_any(info, out, nanodet)
+                emit_any(info, out, nanodet, weights_format)
             self.lib_path = hostcc.build_shared_library(f"ndaot_{out.name[:12]}",
                                                         [out / "nd_model.c", *kernel_sources()],
                                                         [out, KERNELS_DIR], flags)
@@ -52,6 +63,10 @@ class HostModel:
                 outputs.remove_dirs(created)
             raise
         self._lib = ctypes.CDLL(str(self.lib_path))
+        step = self._lib.nd_model_check()
+        if step >= 0:
+            raise NanodetError(f"the AOT kernels need other scratch than the plan reserved (step {step}): "
+                               "kernels and generator do not match")
         for fn in ("nd_model_input_at", "nd_model_output_at"):
             getattr(self._lib, fn).restype = ctypes.c_void_p
             getattr(self._lib, fn).argtypes = [ctypes.c_void_p, ctypes.c_int]

@@ -1,59 +1,113 @@
-"""Graph IR -> a list of kernel calls (steps) with every constant precomputed on the host.
+"""Graph IR -> a program of kernel calls (steps) with every constant precomputed on the host.
 
 Rewrites done here, all exact: RESHAPE becomes an alias of its input's storage; a PAD whose consumers are all convs
 (or max pools) is folded into their padding instead of materialising the padded map; an edge-repeating pad
 (SLICE + CONCATENATION) in front of a max pool becomes the pool's excluded padding; an element-wise int8 op
 (LEAKY_RELU, LOGISTIC, QUANTIZE) that is the only consumer of a conv's output becomes a table applied in the conv's
 store, together with a narrower activation range; a conv whose only reader is a max pool becomes one row-streamed
-step (nd_conv_pool_s8).  Constants of the kernels' fast paths (bias with the input offset folded in, SMLAD-ordered
-weights, short-form requantisation where provably exact) are computed here too.  Addresses are left symbolic
-({t<index>}) for the memory planner.
+step (nd_conv_pool_s8); a channel shuffle (CONCATENATION of two maps, RESHAPE/TRANSPOSE/RESHAPE interleaving their
+channels) disappears: the convs that produce its inputs write straight into the interleaved map (output channel
+stride 2), an input that is not such a conv's output is spread in by one copy, and a SPLIT into channel halves yields
+views (a pixel stride wider than the channels) for the convs that read them.
+
+Each op is lowered by its entry in LOWERINGS (whose keys are the engine's supported op set).  Kernel params are typed
+(kernels.py); where a fast kernel applies, this module proves its preconditions, computes its constants and records
+both variants, so that one emitted model serves the normal and the ND_KERNELS_REFERENCE_ONLY build.  Addresses stay
+symbolic (Ref: a tensor or scratch buffer plus an offset) until the memory planner has placed the buffers.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from nanodet_mcu.codegen.aot import quant
+from nanodet_mcu.codegen.aot import kernels, quant
 from nanodet_mcu.codegen.aot.graph import Graph, Op
+from nanodet_mcu.codegen.aot.kernels import CName, Const, CStruct, FMap
 from nanodet_mcu.errors import NanodetError
 
 ELEMENTWISE = ("LEAKY_RELU", "LOGISTIC", "QUANTIZE")
 SCRATCH_BASE = 1_000_000  # ids of per-step scratch buffers (placed by the planner like tensors)
+NULL = CName("NULL")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """The address of a planned buffer (a tensor, through its alias root, or a step's scratch) plus a byte offset."""
+    buf: int
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Variants:
+    """Params whose fast kernel takes other constants than the reference: the emitted model holds both, the fast ones
+    compiled normally and the reference ones under ND_KERNELS_REFERENCE_ONLY."""
+    ref: CStruct
+    fast: CStruct
+
+
+@dataclass(frozen=True)
+class Call:
+    """One kernel call: fn(&params, *args) (fn(*args) without params)."""
+    fn: str
+    params: CStruct | Variants | None
+    args: tuple  # Ref | Const | CName | int
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """A step's working memory in the arena: what its kernel needs in each build (the plan reserves the larger)."""
+    buf: int
+    ref_bytes: int
+    fast_bytes: int
+
+
+@dataclass
+class Shuffle:
+    """A channel shuffle of two maps a, b of C channels each: y[..., 2i + g] = (a, b)[g][..., i]."""
+    concat: Op
+    y: int
+    channels: int
+    direct: list[int]  # inputs whose CONV_2D writes them straight into y
+    spread: list[int]  # inputs copied into y by a step
 
 
 @dataclass
 class Step:
-    label: str            # op kind(s) for profiling tables
-    call: str             # C statement(s); {tN} is the address of tensor N, {p} the params object
-    ptype: str | None     # params struct type
-    params: str | None    # C initializer of the params struct
-    reads: list[int]
-    writes: list[int]
+    ops: list[str]        # op kinds fused into this step, in model order
+    calls: list[Call]
+    reads: list[int]      # tensors read
+    writes: list[int]     # tensors (and the scratch buffer) written
+    tensor: int           # the tensor the step produces
     shape: tuple[int, ...] = ()
     macs: int = 0
+    scratch: Scratch | None = None
     inplace_ok: list[tuple[int, int]] = field(default_factory=list)  # (input, output) that may share storage
+
+    @property
+    def label(self) -> str:
+        return "+".join(self.ops)
 
 
 @dataclass
 class Program:
     steps: list[Step]
-    consts: list[tuple[str, str, np.ndarray]]   # (C type, name, data)
+    consts: list[Const]
     alias: dict[int, tuple[int, int]]           # tensor -> (root tensor, byte offset)
     sizes: dict[int, int]                       # root tensor (or scratch id) -> bytes
     inputs: list[int]
     outputs: list[int]
+    tensor_names: dict[int, str] = field(default_factory=dict)
+    views: dict[int, tuple[int, int]] = field(default_factory=dict)  # tensor stored in another's layout -> (pixel
+    # stride, channel stride) there; its alias gives that tensor and the offset
 
-
-def _fmap(shape: tuple[int, ...], pstride: int | None = None) -> str:
-    if len(shape) == 4:
-        h, w, c = shape[1], shape[2], shape[3]
-    else:  # any other rank: one row of pixels over the last axis
-        c = shape[-1] if shape else 1
-        h, w = 1, int(np.prod(shape)) // max(c, 1)
-    return f"{{{h}, {w}, {c}, {pstride or c}}}"
+    def step_facts(self) -> list[dict]:
+        """Per step, what profiling and bisecting tools report: fused op kinds, output tensor, shape, MACs."""
+        return [{"index": i, "op": s.label, "tensor": self.tensor_names.get(s.tensor, str(s.tensor)),
+                 "shape": list(s.shape), "macs": s.macs} for i, s in enumerate(self.steps)]
 
 
 def _dense_strides(shape) -> list[int]:
@@ -70,13 +124,24 @@ def _same_pad(in_size: int, k: int, stride: int, dil: int, out_size: int) -> int
     return max(total, 0) // 2
 
 
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    """int64 values wrapped to int32, as the C accumulation wraps."""
+    return ((x + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+
+
+WEIGHTS_FORMATS = ("int16", "int8")  # the fast conv kernel's weights: pre-extended (fastest) or as in the model
+
+
 class Lowering:
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, weights_format: str = "int16"):
+        if weights_format not in WEIGHTS_FORMATS:
+            raise NanodetError(f"weights format must be one of {', '.join(WEIGHTS_FORMATS)}, not '{weights_format}'")
+        self.weights_format = weights_format
         self.g = graph
         self.t = graph.tensors
         self.steps: list[Step] = []
-        self.consts: list[tuple[str, str, np.ndarray]] = []
-        self._const_names: dict[str, str] = {}
+        self.consts: list[Const] = []
+        self._const_names: dict[str, Const] = {}
         self.alias: dict[int, tuple[int, int]] = {}
         self.consumers: dict[int, list[Op]] = {}
         for op in graph.ops:
@@ -88,15 +153,19 @@ class Lowering:
         self.replicate_pad: dict[int, tuple[int, int, int]] = {}  # pool input -> (src, pad top, pad left)
         self.fused_into: dict[int, Op] = {}  # element-wise op index -> absorbed
         self.scratch: dict[int, int] = {}
+        self.views: dict[int, tuple[int, int]] = {}  # tensor stored as a view -> (pixel stride, channel stride)
+        self.shuffles: dict[int, Shuffle] = {}  # CONCATENATION op index -> its shuffle
+        self.spread_before: dict[int, list[Shuffle]] = {}  # op index -> shuffles whose spread steps go first
+        self.spread_done: set[int] = set()
 
     # --- constants ---------------------------------------------------------------------------------------------
-    def const(self, ctype: str, data: np.ndarray, hint: str) -> str:
+    def const(self, ctype: str, data: np.ndarray, hint: str) -> Const:
         data = np.ascontiguousarray(data)
-        key = hashlib.sha256(ctype.encode() + data.tobytes()).hexdigest()
+        key = hashlib.sha256(ctype.encode() + str(data.shape[1:]).encode() + data.tobytes()).hexdigest()
         if key not in self._const_names:
-            name = f"nd_{hint}{len(self.consts)}"
-            self._const_names[key] = name
-            self.consts.append((ctype, name, data))
+            c = Const(ctype, f"nd_{hint}_{len(self.consts)}", data)
+            self._const_names[key] = c
+            self.consts.append(c)
         return self._const_names[key]
 
     # --- helpers -----------------------------------------------------------------------------------------------
@@ -217,18 +286,127 @@ class Lowering:
             return src, pt, pl, value
         return ti, 0, 0, self.t[ti].zp
 
+    # --- channel views: shuffles and splits without copies -----------------------------------------------------
+    def _fmap(self, ti: int, shape: tuple[int, ...] | None = None) -> FMap:
+        """The FMap of tensor ti as stored (a view's strides), with `shape` (default: ti's own)."""
+        return FMap.of(shape or self.t[ti].shape, *self.views.get(ti, (None, 1)))
+
+    def _conv_writing(self, ti: int) -> Op | None:
+        """The CONV_2D whose step produces ti (through the element-wise ops fused into its store)."""
+        while (op := self.producer.get(ti)) is not None:
+            if op.kind == "CONV_2D":
+                return op
+            src = op.inputs[0] if op.inputs else -1
+            if op.kind not in ELEMENTWISE or self._is_output(src) or len(self.consumers.get(src, [])) != 1:
+                return None
+            ti = src
+        return None
+
+    def _view_ok(self, ti: int) -> bool:
+        """Every reader of ti can read it as a view: convs, pools and pads folded into them, shuffle spreads."""
+        if self._is_output(ti) or ti in self.g.inputs:
+            return False
+        for c in self.consumers.get(ti, []):
+            if c.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D") and c.inputs[0] == ti:
+                continue
+            if c.kind in ("PAD", "PADV2") and c.outputs[0] in self.folded_pad and self._view_ok(c.outputs[0]):
+                continue
+            if c.index in self.shuffles and ti in self.shuffles[c.index].spread:
+                continue
+            return False
+        return True
+
+    def _shuffle_output(self, op: Op) -> int | None:
+        """y when CONCATENATION `op` and the RESHAPE/TRANSPOSE ops that alone follow it interleave its two inputs'
+        channels (checked on the index arrays of the model's own shapes), else None."""
+        a, b = op.inputs if len(op.inputs) == 2 else (-1, -1)
+        cat = self.t[op.outputs[0]]
+        if a < 0 or len(cat.shape) != 4 or op.opts["Axis"] % 4 != 3 or self.t[a].shape != self.t[b].shape:
+            return None
+        if any(self.t[x].data is not None for x in (a, b)) or op.opts["FusedActivationFunction"] != 0:
+            return None
+        v, t = np.arange(cat.size).reshape(cat.shape), op.outputs[0]
+        for _ in range(4):
+            cons = self.consumers.get(t, [])
+            if self._is_output(t) or len(cons) != 1 or cons[0].kind not in ("RESHAPE", "TRANSPOSE") \
+                    or cons[0].inputs[0] != t:
+                return None
+            c = cons[0]
+            if c.kind == "RESHAPE":
+                v = v.reshape(self.t[c.outputs[0]].shape)
+            else:
+                v = v.transpose([int(p) for p in self.t[c.inputs[1]].data.reshape(-1)])
+            t = c.outputs[0]
+            if v.shape == cat.shape:
+                break
+        if v.shape != cat.shape:
+            return None
+        n, idx = self.t[a].shape[3], np.arange(cat.size).reshape(cat.shape)
+        want = np.empty_like(idx)
+        want[..., 0::2], want[..., 1::2] = idx[..., :n], idx[..., n:]
+        return t if np.array_equal(v, want) else None
+
+    def _find_channel_shuffles(self):
+        for op in self.g.ops:
+            if op.kind != "CONCATENATION" or (y := self._shuffle_output(op)) is None:
+                continue
+            quant = {(self.t[x].scale, self.t[x].zp) for x in [*op.inputs, y]}
+            if len(quant) != 1:
+                continue
+            n = self.t[op.inputs[0]].shape[3]
+            direct = [x for x in op.inputs if (c := self._conv_writing(x)) is not None and c.index < op.index
+                      and self.consumers.get(x) == [op] and not self._is_output(x)]
+            sh = Shuffle(op, y, n, direct, [x for x in op.inputs if x not in direct])
+            self.shuffles[op.index] = sh
+            t = op.outputs[0]  # the chain up to y: one buffer
+            while t != y:
+                c = self.consumers[t][0]
+                self.fused_into[c.index] = c
+                self.alias[c.outputs[0]] = (y, 0)
+                t = c.outputs[0]
+            self.alias[op.outputs[0]] = (y, 0)
+            for g, x in enumerate(op.inputs):
+                if x in direct:
+                    self.alias[x] = (y, g)
+                    self.views[x] = (2 * n, 2)
+            if direct and sh.spread:  # spreads first: a word-wide spread may write the slots a direct conv fills
+                first = min(self._conv_writing(x).index for x in direct)
+                if all(self.producer.get(x) is None or self.producer[x].index < first for x in sh.spread):
+                    self.spread_before.setdefault(first, []).append(sh)
+
+    def _spread(self, sh: Shuffle, early: bool):
+        """Copy the shuffle's non-direct inputs into their channel slots of y (a step)."""
+        self.spread_done.add(sh.concat.index)
+        n, calls = sh.channels, []
+        for g, x in enumerate(sh.concat.inputs):
+            if x not in sh.spread:
+                continue
+            src_ps = self.views.get(x, (n, 1))[0]
+            pixels = self.t[x].size // n
+            # the fast spread writes whole words (the odd slots too): only before a direct conv fills those
+            fast = early and g == 0 and n % 4 == 0 and (self.views.get(x, (n, 1))[1] == 1)
+            calls.append(Call("nd_copy_s8", kernels.Copy(2, (pixels, n), (src_ps, 1), (2 * n, 2),
+                                                         kernels.COPY_SPREAD2 if fast else kernels.REF),
+                              (Ref(x), Ref(sh.y, g))))
+        self.steps.append(Step(["CONCATENATION", "TRANSPOSE"], calls, list(sh.spread), [sh.y], sh.y,
+                               tuple(self.t[sh.y].shape)))
+
     # --- the pass ----------------------------------------------------------------------------------------------
     def run(self) -> Program:
+        refuse_unsupported(self.g)
         self._find_replicate_pads()
         for op in self.g.ops:
             if op.kind in ("PAD", "PADV2") and self._pad_foldable(op):
                 pads = self._pad_amounts(op)
                 self.folded_pad[op.outputs[0]] = (op.inputs[0], pads[1][0], pads[1][1], pads[2][0], pads[2][1],
                                                   self._pad_value(op))
+        self._find_channel_shuffles()
         for op in self.g.ops:
+            for sh in self.spread_before.pop(op.index, []):
+                self._spread(sh, early=True)
             if op.index in self.fused_into:
                 continue
-            getattr(self, "_op_" + op.kind.lower())(op)
+            LOWERINGS[op.kind](self, op)
         sizes: dict[int, int] = dict(self.scratch)
         for s in self.steps:
             for ti in s.reads + s.writes:
@@ -238,7 +416,17 @@ class Lowering:
         for ti in self.g.inputs + self.g.outputs:
             root = self.alias.get(ti, (ti, 0))[0]
             sizes.setdefault(root, self.t[root].size)
-        return Program(self.steps, self.consts, self.alias, sizes, list(self.g.inputs), list(self.g.outputs))
+        names = {s.tensor: self.t[s.tensor].name for s in self.steps}
+        return Program(self.steps, self.consts, self.alias, sizes, list(self.g.inputs), list(self.g.outputs), names,
+                       dict(self.views))
+
+    def _new_scratch(self, ref_bytes: int, fast_bytes: int) -> Scratch | None:
+        size = max(ref_bytes, fast_bytes)
+        if size == 0:
+            return None
+        sid = SCRATCH_BASE + len(self.scratch)
+        self.scratch[sid] = size
+        return Scratch(sid, ref_bytes, fast_bytes)
 
     def _fuse_activation(self, out: int) -> tuple[int, np.ndarray | None, list[str]]:
         """Absorb a chain of element-wise ops that are the sole consumers of `out`."""
@@ -255,6 +443,8 @@ class Lowering:
             out = c.outputs[0]
         return out, lut, labels
 
+
+    # --- CONV_2D, DEPTHWISE_CONV_2D (+ fused MAX_POOL_2D) --------------------------------------------------------
     def _conv(self, op: Op, depthwise: bool):
         src, extra_t, extra_l, _ = self._source(op.inputs[0])
         x_orig, w, y = self.t[op.inputs[0]], self.t[op.inputs[1]], self.t[op.outputs[0]]
@@ -281,120 +471,126 @@ class Lowering:
             mult[c], shift[c] = m, s
         act_min, act_max = quant.activation_range(o["FusedActivationFunction"], y.scale, y.zp)
         final, lut, labels = self._fuse_activation(op.outputs[0])
-        if (act_min, act_max) != (-128, 127):  # the fast paths only saturate to int8: the table applies the range
+        if (act_min, act_max) != (-128, 127):  # the fast kernels only saturate to int8: the table applies the range
             clamp = np.clip(np.arange(-128, 128), act_min, act_max)
             lut = clamp.astype(np.int8) if lut is None else lut[clamp + 128]
-        bias, bias_data = "NULL", np.zeros(out_c, np.int64)
+        bias, bias_data = None, np.zeros(out_c, np.int64)
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
             b = self.t[op.inputs[2]]
             if b.data is None or b.data.dtype != np.int32:
                 raise NanodetError(f"{op.kind} (operator {op.index}) needs a constant int32 bias")
             bias = self.const("int32_t", b.data.reshape(-1), "b")
             bias_data = b.data.reshape(-1).astype(np.int64)
-        dw3x3 = depthwise and (kh, kw) == (3, 3) and out_c == x.shape[3] and \
-            o["DilationHFactor"] == o["DilationWFactor"] == 1  # exactly nd_dwconv_fast_ok's conditions
-        fast = self._dw_simd_fields(w.data, bias_data, -x.zp, y.zp, out_c, mult, shift) if dw3x3 else None
-        if fast is None:
-            fast = self._fast_conv_fields(w.data, bias_data, -x.zp, y.zp, depthwise, out_c, dw3x3, (mult, shift))
-        # the fast paths read only their own weight layout: the OHWI copy would be dead flash
-        fast_only = ".wx = " in fast or ".wdw = " in fast or ".wdw4 = " in fast
-        weights = "NULL" if fast_only else self.const("int8_t", w.data.reshape(-1), "w")
-        dm = o.get("DepthMultiplier", 1) or 1
-        if depthwise:
-            dm = out_c // x.shape[3]
-        params = (f"{{.in = {_fmap(x.shape)}, .out = {_fmap(y.shape)}, .kh = {kh}, .kw = {kw}, "
-                  f".sh = {o['StrideH']}, .sw = {o['StrideW']}, .dh = {o['DilationHFactor']}, "
-                  f".dw = {o['DilationWFactor']}, .pad_t = {pad_t}, .pad_l = {pad_l}, .depth_multiplier = {dm}, "
-                  f".in_offset = {-x.zp}, .out_offset = {y.zp}, .act_min = {act_min}, .act_max = {act_max}, "
-                  f".weights = {weights}, .bias = {bias}, "
-                  f".mult = {self.const('int32_t', mult, 'm')}, .shift = {self.const('int8_t', shift, 's')}, "
-                  f".lut = {self.const('int8_t', lut, 'lut') if lut is not None else 'NULL'}}}")
-        params = params[:-1] + fast + "}"
-        fn = "nd_dwconv_s8" if depthwise else "nd_conv2d_s8"
+        ref = kernels.Conv(
+            in_=self._fmap(src), out=self._fmap(final, y.shape), kh=kh, kw=kw, sh=o["StrideH"], sw=o["StrideW"],
+            dh=o["DilationHFactor"], dw=o["DilationWFactor"], pad_t=pad_t, pad_l=pad_l,
+            depth_multiplier=out_c // x.shape[3] if depthwise else 1, in_offset=-x.zp, out_offset=y.zp,
+            act_min=act_min, act_max=act_max, lut=self.const("int8_t", lut, "lut") if lut is not None else None,
+            weights=self.const("int8_t", w.data.reshape(-1), "w"), bias=bias,
+            mult=self.const("int32_t", mult, "m"), shift=self.const("int8_t", shift, "s"))
+        fast = (self._fast_dwconv if depthwise else self._fast_conv)(ref, w.data, bias_data, mult, shift)
         macs = int(np.prod(y.shape)) * kh * kw * (1 if depthwise else x.shape[3])
         pool = None if depthwise else self._pool_consumer(final)
         if pool is not None:
-            self._conv_pool_step(op, pool, params, src, final, macs, labels, o["StrideH"], pad_t)
+            self._conv_pool_step(op, pool, ref, fast, src, final, macs, labels)
             return
-        self.steps.append(Step("+".join([op.kind] + labels), f"{fn}(&{{p}}, {{t{src}}}, {{t{final}}});",
-                               "nd_conv_params_t", params, [src], [final], tuple(y.shape), macs))
-
-    def _conv_pool_step(self, op, pool, conv_params, src, conv_out, macs, labels, conv_sh, conv_pad_t):
-        pool_params, _, pool_pad_t = self._pool_params(pool)
-        self.fused_into[pool.index] = pool
-        y, z, x = self.t[conv_out], self.t[pool.outputs[0]], self.t[src]
-        o = pool.opts
-        kh = o["FilterHeight"]
-        ring = self._new_scratch(kh * y.shape[2] * y.shape[3])
-        inplace = []
-        if self._stream_overlap_safe(y.shape[1], conv_sh, conv_pad_t, x.shape[2] * x.shape[3],
-                                     z.shape[1], o["StrideH"], pool_pad_t, kh, z.shape[2] * z.shape[3]):
-            inplace = [(src, z.index)]
-        self.steps.append(Step("+".join([op.kind] + labels + ["MAX_POOL_2D"]),
-                               f"nd_conv_pool_s8(&{{p}}, {{t{src}}}, {{t{z.index}}}, {{t{ring}}});",
-                               "nd_conv_pool_params_t", f"{{.conv = {conv_params}, .pool = {pool_params}}}",
-                               [src], [z.index, ring], tuple(z.shape), macs, inplace_ok=inplace))
+        scratch = self._new_scratch(kernels.conv_scratch(ref), kernels.conv_scratch(fast) if fast else 0)
+        fn = "nd_dwconv_s8" if depthwise else "nd_conv2d_s8"
+        call = Call(fn, Variants(ref, fast) if fast else ref,
+                    (Ref(src), Ref(final), Ref(scratch.buf) if scratch else NULL))
+        inplace = [(src, final)] if depthwise and self._dw_overwrite_safe(ref) else []
+        self.steps.append(Step([op.kind] + labels, [call], [src], [final] + ([scratch.buf] if scratch else []),
+                               final, tuple(y.shape), macs, scratch, inplace_ok=inplace))
 
     @staticmethod
-    def _stream_overlap_safe(conv_h, conv_sh, conv_pad_t, in_row_bytes, pool_h, pool_sh, pool_pad_t, pool_kh,
-                             out_row_bytes) -> bool:
-        """True when nd_conv_pool_s8 may write its output over its input (same start): every pooled row lands
-        on input rows that no conv row still to be computed will read."""
-        nxt = 0
-        for py in range(pool_h):
-            nxt = max(nxt, min(py * pool_sh - pool_pad_t + pool_kh, conv_h))
-            if nxt >= conv_h:
-                return True
-            if (py + 1) * out_row_bytes > max(nxt * conv_sh - conv_pad_t, 0) * in_row_bytes:
-                return False
-        return True
+    def _dw_overwrite_safe(p: kernels.Conv) -> bool:
+        """True when a depthwise conv may write its output over its input (same start): dense maps of the same
+        channels, and every output pixel q (raster order) reads no input pixel before q, whose bytes the outputs
+        before it have overwritten.  (Both kernels read a pixel's taps of a channel before storing that channel.)"""
+        if p.depth_multiplier != 1 or p.in_ != FMap.of((1, p.in_.h, p.in_.w, p.in_.c)) or \
+                p.out != FMap.of((1, p.out.h, p.out.w, p.out.c)):
+            return False
+        oy, ox = np.meshgrid(np.arange(p.out.h), np.arange(p.out.w), indexing="ij")
+        first = np.maximum(oy * p.sh - p.pad_t, 0) * p.in_.w + np.maximum(ox * p.sw - p.pad_l, 0)
+        return bool(np.all(first >= oy * p.out.w + ox))
 
-    def _fast_conv_fields(self, w: np.ndarray, bias: np.ndarray, in_offset: int, out_offset: int, depthwise: bool,
-                          out_c: int, dw3x3: bool, requant: tuple[np.ndarray, np.ndarray]) -> str:
-        """Constants of the fast paths: the bias with the input offset folded in and, for CONV_2D, the weights
-        sign-extended into SMLAD operand order (see nd_conv_params_t.wx)."""
-        k = int(np.prod(w.shape[1:]))
+    def _fast_conv(self, ref: kernels.Conv, w: np.ndarray, bias, mult, shift) -> kernels.Conv | None:
+        """ND_KERNEL_CONV_3X2: an even number of output channels and the doubled-accumulator requantisation proven
+        exact; the packed stream of nd_conv3x2_run (nd_kernels_fast.h): per block of 2 channels the bias (once per
+        pixel), the doubled weights zero-padded to k4 taps as SMLAD halfword pairs, the requantisation constants."""
+        out_c = ref.out.c
+        if out_c % 2:
+            return None
+        wk = w.reshape(out_c, -1).astype(np.int64)  # OHWI: (out_c, K)
+        if not kernels.conv_direct(ref, -(-wk.shape[1] // 4) * 4):
+            wk = wk[:, kernels.patch_order(ref.kh, ref.kw * ref.in_.c)]  # the taps in nd_patch's order
+        k = wk.shape[1]
         k4 = -(-k // 4) * 4
-        doubled = None
-        if not depthwise and out_c % 4 == 0 and k4 <= 1152:
-            doubled = self._doubled_requant(w.reshape(out_c, k), bias, in_offset, out_offset, *requant)
-        if doubled is not None:  # weights doubled with the bias: the accumulator is 2 acc
-            return self._doubled_fields(doubled) + self._wx_fields(2 * w.reshape(out_c, k).astype(np.int16), k4)
-        if depthwise:
-            wsum = w.reshape(-1, out_c).astype(np.int64).sum(axis=0)
-        else:
-            wsum = w.reshape(out_c, -1).astype(np.int64).sum(axis=1)
-        eff = bias + in_offset * wsum
-        eff = ((eff + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)  # int32 wrap, as the C accumulation
-        fields = f", .bias_eff = {self.const('int32_t', eff, 'be')}"
-        rq = self._rq_table(w, bias, depthwise, out_c, *requant)
-        if rq is not None:
-            fields += f", .rq = (const nd_rq_t *)(const void *){self.const('int32_t', rq, 'rq')}"
-        if depthwise:
-            if dw3x3:
-                fields += f", .wdw = {self.const('int8_t', w.reshape(9, out_c).T.reshape(-1), 'wdw')}"
-            return fields
-        if out_c % 4:
-            return fields
-        if k4 > 1152:
-            return ""
-        return fields + self._wx_fields(w.reshape(out_c, k).astype(np.int16), k4)
+        table = 128 if ref.lut is not None else 0  # the requantised value indexes the table directly
+        doubled = self._doubled_requant(wk, bias, ref.in_offset, ref.out_offset + table, mult, shift)
+        if doubled is None:
+            return None
+        bias2, rq = doubled
+        w8 = self.weights_format == "int8"
+        wp = np.zeros((out_c, k4), np.int64)
+        wp[:, :k] = wk if w8 else 2 * wk  # int8 weights: the doubling goes to the inputs
+        taps = wp.reshape(out_c, k4 // 4, 4)  # (channel, group, tap in group)
+        if w8:  # per group of 4 taps: a word per channel, the taps as its bytes
+            words = (taps & 0xFF) @ np.array([1, 1 << 8, 1 << 16, 1 << 24], np.int64)  # (channel, group)
+            words = words.reshape(out_c // 2, 2, k4 // 4).transpose(0, 2, 1).reshape(out_c // 2, k4 // 2)
+        else:  # per group of 4 taps: halfword pairs (t, t+2), then (t+1, t+3), each for both channels
+            lo, hi = taps[:, :, [0, 1]], taps[:, :, [2, 3]]
+            words = ((lo & 0xFFFF) | ((hi & 0xFFFF) << 16)).reshape(out_c // 2, 2, k4 // 4, 2)  # (.., half)
+            words = words.transpose(0, 2, 3, 1).reshape(out_c // 2, k4)  # per block: group, half, channel
+        words = (words + (1 << 31)) % (1 << 32) - (1 << 31)
+        blocks = np.concatenate([np.tile(bias2.reshape(-1, 2), 3), words, rq.reshape(-1, 6)], axis=1)
+        return dataclasses.replace(ref, kernel=kernels.CONV_3X2, weights=None, bias=None, mult=None, shift=None,
+                                   wq=self.const("int32_t", blocks.reshape(-1).astype(np.int32), "wq"), k4=k4,
+                                   w8=int(w8))
 
-    def _wx_fields(self, wk: np.ndarray, k4: int) -> str:
-        """nd_conv_params_t.wx from (out_c, K) weights: per 4 taps (w0,w1,w2,w3) -> halfword pairs (w0,w2),(w1,w3);
-        blocks of 4 output channels interleaved."""
-        out_c, k = wk.shape
-        wp = np.zeros((out_c, k4), np.int16)
-        wp[:, :k] = wk
-        g = wp.reshape(out_c // 4, 4, k4 // 4, 4)[..., [0, 2, 1, 3]]  # (block, oc in block, group, 4)
-        wx = g.transpose(0, 2, 1, 3).reshape(-1)
-        return f", .wx = {self.const('int16_t', wx, 'wx')}, .k4 = {k4}"
+    def _fast_dwconv(self, ref: kernels.Conv, w: np.ndarray, bias, mult, shift) -> kernels.Conv | None:
+        """ND_KERNEL_DWCONV3X3_PAIRS (stride 1 or 2) or ND_KERNEL_DWCONV3X3_SMLA: 3x3, depth multiplier 1, no
+        dilation and the doubled requantisation proven exact; see their packed constants in nd_kernels_fast.h."""
+        out_c = ref.out.c
+        if (ref.kh, ref.kw, ref.dh, ref.dw, ref.depth_multiplier) != (3, 3, 1, 1, 1):
+            return None
+        w9 = w.reshape(9, out_c).astype(np.int64)  # 1HWC: (tap, channel)
+        if ref.sh == ref.sw and ref.sh in kernels.DW_PAIRS_STRIDES and out_c % 4 == 0:
+            table = 128 if ref.lut is not None else 0  # the requantised value indexes the table directly
+            doubled = self._doubled_requant(w9.T, bias, ref.in_offset, ref.out_offset + table, mult, shift)
+            if doubled is None:
+                return None
+            bias2, rq = doubled
+            t = 2 * w9.T.reshape(out_c, 3, 3)  # (channel, row, column), doubled
+            w01 = (t[:, :, 0] & 0xFFFF) | ((t[:, :, 1] & 0xFFFF) << 16)
+            w12 = (t[:, :, 1] & 0xFFFF) | ((t[:, :, 2] & 0xFFFF) << 16)
+            words = np.stack([w01, w12], axis=2).reshape(out_c, 6)
+            words = (words + (1 << 31)) % (1 << 32) - (1 << 31)
+            block = np.concatenate([words, bias2.reshape(-1, 1), rq], axis=1).astype(np.int32)
+            return dataclasses.replace(ref, kernel=kernels.DWCONV3X3_PAIRS, weights=None, bias=None, mult=None,
+                                       shift=None, wq=self.const("int32_t", block.reshape(-1), "wq"))
+        if out_c % 4:
+            return None
+        table = 128 if ref.lut is not None else 0
+        doubled = self._doubled_requant(w9.T, bias, ref.in_offset, ref.out_offset + table, mult, shift)
+        if doubled is None:
+            return None
+        bias2, rq = doubled
+        # per block of 4 channels: bias2; per kernel row the taps 1, 2, 0, each (2w0, 2w2), (2w1, 2w3) (the SXTB16
+        # lane order); the requantisation constants
+        taps = (2 * w9).reshape(3, 3, out_c // 4, 4)[:, [1, 2, 0]][..., [0, 2, 1, 3]]  # (row, tap, block, lane)
+        pairs = (taps[..., 0::2] & 0xFFFF) | ((taps[..., 1::2] & 0xFFFF) << 16)  # (row, tap, block, 2)
+        weights = pairs.transpose(2, 0, 1, 3).reshape(out_c // 4, 18)
+        weights = (weights + (1 << 31)) % (1 << 32) - (1 << 31)
+        block = np.concatenate([bias2.reshape(-1, 4), weights, rq.reshape(-1, 12)], axis=1).astype(np.int32)
+        return dataclasses.replace(ref, kernel=kernels.DWCONV3X3_SMLA, weights=None, bias=None, mult=None, shift=None,
+                                   wq=self.const("int32_t", block.reshape(-1), "wq"))
 
     @staticmethod
     def _doubled_requant(wk, bias, in_offset, out_offset, mult, shift):
-        """(bias2, rqo) of the doubled-accumulator requantisation (see nd_conv_params_t.rqo) for weights wk
-        (out_c, K), or None when its bounds do not hold: |2 acc| < 2^31 and |h| + round + |out_offset << rsh| <
-        2^31, with |acc| <= |bias| + 255 * sum|w| since (x + in_offset) is within [-255, 255]."""
+        """(bias2, rqo rows) of the doubled-accumulator requantisation (see nd_rq_t) for weights wk (out_c, K), or
+        None when its bounds do not hold: |2 acc| < 2^31 and |h| + round + |out_offset << rsh| < 2^31, with
+        |acc| <= |bias| + 255 * sum|w| since (x + in_offset) is within [-255, 255]."""
         if np.any(shift >= 0):
             return None
         wk = wk.astype(np.int64)
@@ -410,69 +606,39 @@ class Lowering:
         rnd = (np.int64(1) << (rsh - 1)) + (np.int64(out_offset) << rsh)
         if np.any(2 * bound >= (1 << 31)) or np.any(h_bound + np.abs(rnd) + 1 >= (1 << 31)):
             return None
-        eff = 2 * (bias + in_offset * wk.sum(axis=1))
-        eff = ((eff + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)  # int32 wrap, as the C accumulation
-        return eff, np.stack([mult.astype(np.int64), rnd, rsh], axis=1).astype(np.int32).reshape(-1)
+        bias2 = _wrap32(2 * (bias + in_offset * wk.sum(axis=1)))
+        return bias2, np.stack([mult.astype(np.int64), rnd, rsh], axis=1).astype(np.int32)
 
-    def _doubled_fields(self, doubled) -> str:
-        bias2, rq = doubled
-        return (f", .bias2 = {self.const('int32_t', bias2, 'b2')}, "
-                f".rqo = (const nd_rq_t *)(const void *){self.const('int32_t', rq, 'rqo')}")
+    def _conv_pool_step(self, op, pool, ref, fast, src, conv_out, macs, labels):
+        pool_params, _, pool_pad_t = self._pool_params(pool)
+        self.fused_into[pool.index] = pool
+        y, z, x = self.t[conv_out], self.t[pool.outputs[0]], self.t[src]
+        ref_cp = kernels.ConvPool(ref, pool_params)
+        fast_cp = kernels.ConvPool(fast, pool_params) if fast else None
+        scratch = self._new_scratch(kernels.conv_pool_scratch(ref_cp),
+                                    kernels.conv_pool_scratch(fast_cp) if fast_cp else 0)
+        inplace = []
+        if self._stream_overlap_safe(y.shape[1], ref.sh, ref.pad_t, x.shape[2] * x.shape[3], z.shape[1],
+                                     pool_params.sh, pool_pad_t, pool_params.kh, z.shape[2] * z.shape[3]):
+            inplace = [(src, z.index)]
+        call = Call("nd_conv_pool_s8", Variants(ref_cp, fast_cp) if fast_cp else ref_cp,
+                    (Ref(src), Ref(z.index), Ref(scratch.buf)))
+        self.steps.append(Step([op.kind] + labels + ["MAX_POOL_2D"], [call], [src], [z.index, scratch.buf], z.index,
+                               tuple(z.shape), macs, scratch, inplace_ok=inplace))
 
-    def _dw_simd_fields(self, w, bias, in_offset, out_offset, out_c, mult, shift) -> str | None:
-        """Constants of nd_dwconv3x3_simd_s8 (see nd_conv_params_t.wdw4), or None when its preconditions or
-        its overflow bounds do not hold."""
-        if out_c % 4 or out_c > 256:
-            return None
-        w9 = w.reshape(9, out_c).astype(np.int64)
-        doubled = self._doubled_requant(w9.T, bias, in_offset, out_offset, mult, shift)
-        if doubled is None:
-            return None
-        # per block of 4 channels and per tap: (2w0, 2w2, 2w1, 2w3), the SXTB16 lane order
-        w4 = (2 * w9).reshape(9, out_c // 4, 4)[:, :, [0, 2, 1, 3]].transpose(1, 0, 2).reshape(-1)
-        return f", .wdw4 = {self.const('int16_t', w4, 'w4')}" + self._doubled_fields(doubled)
-
-    def _rq_table(self, w, bias, depthwise, out_c, mult, shift):
-        """{mult, round, rsh} per channel when the short rounding form is exact for every reachable accumulator
-        (see nd_rq_t), else None.  |acc| <= |bias| + 255 * sum|w| since (x + in_offset) is within [-255, 255]."""
-        if np.any(shift >= 0):
-            return None
-        absw = np.abs(w.astype(np.int64))
-        wsum = absw.reshape(-1, out_c).sum(axis=0) if depthwise else absw.reshape(out_c, -1).sum(axis=1)
-        bound = np.abs(bias) + 255 * wsum
-        h_bound = bound * mult.astype(np.int64) // (1 << 31) + 2
-        rsh = (-shift).astype(np.int64)
-        if np.any(bound >= (1 << 31)) or np.any(h_bound + (1 << (rsh - 1)) >= (1 << 31)):
-            return None
-        return np.stack([mult.astype(np.int64), 1 << (rsh - 1), rsh], axis=1).astype(np.int32).reshape(-1)
-
-    def _op_conv_2d(self, op):
-        self._conv(op, False)
-
-    def _op_depthwise_conv_2d(self, op):
-        self._conv(op, True)
-
-    def _pool_params(self, op) -> tuple[str, int, int]:
-        """(C initializer, source tensor, top padding) of a MAX_POOL_2D."""
-        src, extra_t, extra_l, value = self._source(op.inputs[0])
-        x, y = self.t[src], self.t[op.outputs[0]]
-        o = op.opts
-        pad_mode = 1 if op.inputs[0] in self.folded_pad else 0
-        pt, pl = self._pool_same_pad(op) if o["Padding"] == 0 else (0, 0)
-        act_min, act_max = quant.activation_range(o["FusedActivationFunction"], y.scale, y.zp)
-        if x.zp != y.zp or x.scale != y.scale:
-            raise NanodetError(f"MAX_POOL_2D (operator {op.index}) with different input and output quantisation")
-        params = (f"{{.in = {_fmap(x.shape)}, .out = {_fmap(y.shape)}, .kh = {o['FilterHeight']}, "
-                  f".kw = {o['FilterWidth']}, .sh = {o['StrideH']}, .sw = {o['StrideW']}, .pad_t = {pt + extra_t}, "
-                  f".pad_l = {pl + extra_l}, .pad_mode = {pad_mode}, .pad_value = {value}, .act_min = {act_min}, "
-                  f".act_max = {act_max}}}")
-        return params, src, pt + extra_t
-
-    def _op_max_pool_2d(self, op):
-        params, src, _ = self._pool_params(op)
-        y = self.t[op.outputs[0]]
-        self.steps.append(Step(op.kind, f"nd_maxpool_s8(&{{p}}, {{t{src}}}, {{t{y.index}}});",
-                               "nd_pool_params_t", params, [src], [y.index], tuple(y.shape)))
+    @staticmethod
+    def _stream_overlap_safe(conv_h, conv_sh, conv_pad_t, in_row_bytes, pool_h, pool_sh, pool_pad_t, pool_kh,
+                             out_row_bytes) -> bool:
+        """True when nd_conv_pool_s8 may write its output over its input (same start): every pooled row lands
+        on input rows that no conv row still to be computed will read."""
+        nxt = 0
+        for py in range(pool_h):
+            nxt = max(nxt, min(py * pool_sh - pool_pad_t + pool_kh, conv_h))
+            if nxt >= conv_h:
+                return True
+            if (py + 1) * out_row_bytes > max(nxt * conv_sh - conv_pad_t, 0) * in_row_bytes:
+                return False
+        return True
 
     def _pool_consumer(self, t: int) -> Op | None:
         """The MAX_POOL_2D that is the only reader of conv output t (directly or through a folded PAD)."""
@@ -491,12 +657,37 @@ class Lowering:
             return None
         return c
 
-    def _new_scratch(self, size: int) -> int:
-        sid = SCRATCH_BASE + len(self.scratch)
-        self.scratch[sid] = size
-        return sid
+    def conv_2d(self, op):
+        self._conv(op, False)
 
-    def _op_pad(self, op):
+    def depthwise_conv_2d(self, op):
+        self._conv(op, True)
+
+    # --- MAX_POOL_2D ---------------------------------------------------------------------------------------------
+    def _pool_params(self, op) -> tuple[kernels.Pool, int, int]:
+        """(params, source tensor, top padding) of a MAX_POOL_2D."""
+        src, extra_t, extra_l, value = self._source(op.inputs[0])
+        x, y = self.t[src], self.t[op.outputs[0]]
+        o = op.opts
+        pt, pl = self._pool_same_pad(op) if o["Padding"] == 0 else (0, 0)
+        act_min, act_max = quant.activation_range(o["FusedActivationFunction"], y.scale, y.zp)
+        if x.zp != y.zp or x.scale != y.scale:
+            raise NanodetError(f"MAX_POOL_2D (operator {op.index}) with different input and output quantisation")
+        params = kernels.Pool(
+            in_=self._fmap(src), out=FMap.of(y.shape), kh=o["FilterHeight"], kw=o["FilterWidth"], sh=o["StrideH"],
+            sw=o["StrideW"], pad_t=pt + extra_t, pad_l=pl + extra_l,
+            pad_mode=1 if op.inputs[0] in self.folded_pad else 0, pad_value=value, act_min=act_min,
+            act_max=act_max, kernel=kernels.MAXPOOL_S8X4 if y.shape[3] % 4 == 0 else kernels.REF)
+        return params, src, pt + extra_t
+
+    def max_pool_2d(self, op):
+        params, src, _ = self._pool_params(op)
+        y = op.outputs[0]
+        self.steps.append(Step([op.kind], [Call("nd_maxpool_s8", params, (Ref(src), Ref(y)))], [src], [y], y,
+                               tuple(self.t[y].shape)))
+
+    # --- data movement: PAD, RESHAPE, CONCATENATION, SPLIT, SLICE, STRIDED_SLICE, TRANSPOSE -------------------------
+    def pad(self, op):
         if op.outputs[0] in self.folded_pad:
             return
         x, y = self.t[op.inputs[0]], self.t[op.outputs[0]]
@@ -507,13 +698,11 @@ class Lowering:
             raise NanodetError(f"{op.kind} (operator {op.index}) has negative paddings")
         ds = _dense_strides(y.shape)
         offset = sum(p[0] * s for p, s in zip(pads, ds))
-        call = (f"nd_fill_s8({{t{y.index}}}, {self._pad_value(op)}, {y.size});\n    "
-                + self._copy_call(x.index, list(x.shape), _dense_strides(x.shape), y.index, offset, ds))
-        self.steps.append(Step(op.kind, call, None, None, [x.index], [y.index], tuple(y.shape)))
+        calls = [Call("nd_fill_s8", None, (Ref(y.index), self._pad_value(op), y.size)),
+                 self._copy(op, Ref(x.index), x.shape, _dense_strides(x.shape), Ref(y.index, offset), ds)]
+        self.steps.append(Step([op.kind], calls, [x.index], [y.index], y.index, tuple(y.shape)))
 
-    _op_padv2 = _op_pad
-
-    def _copy_call(self, src: int, dims, src_strides, dst: int, dst_offset: int, dst_strides, src_offset: int = 0):
+    def _copy(self, op: Op, src: Ref | Const, dims, src_strides, dst: Ref, dst_strides) -> Call:
         dims, src_strides, dst_strides = list(dims), list(src_strides), list(dst_strides)
         # merge axes that are contiguous in both source and destination: fewer, longer inner copies
         k = len(dims) - 1
@@ -525,16 +714,18 @@ class Lowering:
             k -= 1
         if not dims:
             dims, src_strides, dst_strides = [1], [1], [1]
-        d = self.const("int32_t", np.array(dims, np.int32), "dims")
-        ss = self.const("int32_t", np.array(src_strides, np.int32), "str")
-        dd = self.const("int32_t", np.array(dst_strides, np.int32), "str")
-        return (f"nd_copy_nd_s8({len(dims)}, {d}, {{t{src}}} + {src_offset}, {ss}, {{t{dst}}} + {dst_offset}, "
-                f"{dd});")
+        if len(dims) > kernels.COPY_MAX_DIMS:
+            raise NanodetError(f"{op.kind} (operator {op.index}) moves data over {len(dims)} axes; the AOT engine "
+                               f"supports at most {kernels.COPY_MAX_DIMS}")
+        # ND_KERNEL_COPY_INTERLEAVE2, the channel shuffle's transpose: two channel runs interleaved pixel by pixel
+        interleave2 = (len(dims) >= 2 and dims[-1] == 2 and dst_strides[-2:] == [2, 1] and src_strides[-2] == 1
+                       and dims[-2] % 4 == 0)
+        params = kernels.Copy(len(dims), tuple(dims), tuple(src_strides), tuple(dst_strides),
+                              kernels.COPY_INTERLEAVE2 if interleave2 else kernels.REF)
+        return Call("nd_copy_s8", params, (src, dst))
 
-    def _op_reshape(self, op):
+    def reshape(self, op):
         x, y = op.inputs[0], op.outputs[0]
-        if self._is_output(y) and (x in self.g.inputs):
-            raise NanodetError("a RESHAPE from the model input straight to an output is not supported")
         root, off = self.alias.get(x, (x, 0))
         self.alias[y] = (root, off)
 
@@ -544,7 +735,12 @@ class Lowering:
                 raise NanodetError(f"{op.kind} (operator {op.index}) mixes quantisations; the AOT engine (like "
                                    f"TFLM) requires identical input and output scales")
 
-    def _op_concatenation(self, op):
+    def concatenation(self, op):
+        if op.index in self.shuffles:  # its inputs are (being) written into the interleaved map
+            sh = self.shuffles[op.index]
+            if sh.spread and op.index not in self.spread_done:
+                self._spread(sh, early=False)
+            return
         y = self.t[op.outputs[0]]
         axis = op.opts["Axis"] % len(y.shape)
         self._requant_same(op, op.inputs, op.outputs)
@@ -554,39 +750,43 @@ class Lowering:
         calls, at, reads = [], 0, []
         for ti in op.inputs:
             x = self.t[ti]
-            if x.data is not None:
-                name = self.const("int8_t", x.data.reshape(-1), "c")
-                calls.append(self._copy_call(ti, x.shape, _dense_strides(x.shape), y.index, at * ds[axis], ds)
-                             .replace(f"{{t{ti}}}", f"(const int8_t *){name}"))
-            else:
-                calls.append(self._copy_call(ti, x.shape, _dense_strides(x.shape), y.index, at * ds[axis], ds))
+            src = self.const("int8_t", x.data.reshape(-1), "c") if x.data is not None else Ref(ti)
+            calls.append(self._copy(op, src, x.shape, _dense_strides(x.shape), Ref(y.index, at * ds[axis]), ds))
+            if x.data is None:
                 reads.append(ti)
             at += x.shape[axis]
-        self.steps.append(Step(op.kind, "\n    ".join(calls), None, None, reads, [y.index], tuple(y.shape)))
+        self.steps.append(Step([op.kind], calls, reads, [y.index], y.index, tuple(y.shape)))
 
-    def _op_split(self, op):
+    def split(self, op):
         x = self.t[op.inputs[1]]
         axis = int(self.t[op.inputs[0]].data.reshape(-1)[0]) % len(x.shape)
         self._requant_same(op, [x.index], op.outputs)
+        if len(x.shape) == 4 and axis == 3 and x.index not in self.views and all(map(self._view_ok, op.outputs)):
+            root, off = self.alias.get(x.index, (x.index, 0))  # channel slices of x's pixels: views, no step
+            at = 0
+            for ti in op.outputs:
+                self.alias[ti] = (root, off + at)
+                self.views[ti] = (x.shape[3], 1)
+                at += self.t[ti].shape[3]
+            return
         xs = _dense_strides(x.shape)
         calls, at = [], 0
         for ti in op.outputs:
             y = self.t[ti]
-            calls.append(self._copy_call(x.index, y.shape, xs, ti, 0, _dense_strides(y.shape), at * xs[axis]))
+            calls.append(self._copy(op, Ref(x.index, at * xs[axis]), y.shape, xs, Ref(ti), _dense_strides(y.shape)))
             at += y.shape[axis]
-        self.steps.append(Step(op.kind, "\n    ".join(calls), None, None, [x.index], list(op.outputs),
-                               tuple(x.shape)))
+        self.steps.append(Step([op.kind], calls, [x.index], list(op.outputs), op.outputs[-1], tuple(x.shape)))
 
     def _slice(self, op, begin: list[int], dims: list[int], steps: list[int]):
         x, y = self.t[op.inputs[0]], self.t[op.outputs[0]]
         self._requant_same(op, [x.index], [y.index])
         xs = _dense_strides(x.shape)
         offset = sum(b * s for b, s in zip(begin, xs))
-        call = self._copy_call(x.index, dims, [s * st for s, st in zip(xs, steps)], y.index, 0,
-                               _dense_strides(dims), offset)
-        self.steps.append(Step(op.kind, call, None, None, [x.index], [y.index], tuple(y.shape)))
+        call = self._copy(op, Ref(x.index, offset), dims, [s * st for s, st in zip(xs, steps)], Ref(y.index),
+                          _dense_strides(dims))
+        self.steps.append(Step([op.kind], [call], [x.index], [y.index], y.index, tuple(y.shape)))
 
-    def _op_slice(self, op):
+    def slice(self, op):
         x = self.t[op.inputs[0]]
         begin = [int(v) for v in self.t[op.inputs[1]].data.reshape(-1)]
         size = [int(v) for v in self.t[op.inputs[2]].data.reshape(-1)]
@@ -626,61 +826,117 @@ class Lowering:
             strides[i] = st
         return starts, dims, strides
 
-    def _op_strided_slice(self, op):
+    def strided_slice(self, op):
         starts, dims, strides = self._strided_window(op)
         self._slice(op, starts, dims, strides)
 
-    def _op_transpose(self, op):
+    def transpose(self, op):
         x, y = self.t[op.inputs[0]], self.t[op.outputs[0]]
         self._requant_same(op, [x.index], [y.index])
         perm = [int(v) for v in self.t[op.inputs[1]].data.reshape(-1)]
         xs = _dense_strides(x.shape)
-        call = self._copy_call(x.index, y.shape, [xs[p] for p in perm], y.index, 0, _dense_strides(y.shape))
-        self.steps.append(Step(op.kind, call, None, None, [x.index], [y.index], tuple(y.shape)))
+        call = self._copy(op, Ref(x.index), y.shape, [xs[p] for p in perm], Ref(y.index), _dense_strides(y.shape))
+        self.steps.append(Step([op.kind], [call], [x.index], [y.index], y.index, tuple(y.shape)))
 
-    def _op_add(self, op):
+    # --- ADD, RESIZE_BILINEAR, element-wise tables ---------------------------------------------------------------
+    def add(self, op):
         a, b, y = self.t[op.inputs[0]], self.t[op.inputs[1]], self.t[op.outputs[0]]
         if a.shape != b.shape or a.shape != y.shape:
             raise NanodetError(f"ADD (operator {op.index}) with broadcasting ({list(a.shape)} + {list(b.shape)}) "
                                f"is not supported")
         if a.data is not None or b.data is not None:
             raise NanodetError(f"ADD (operator {op.index}) with a constant operand is not supported")
+        resize = self.fused_into.get(self.producer[a.index].index) if a.index in self.producer else None
+        if resize is not None and resize.kind == "RESIZE_BILINEAR":
+            a, b = b, a  # the resized operand goes second: the sum of the two table terms is symmetric
         t1, t2, m, s = quant.add_tables(a.scale, a.zp, b.scale, b.zp, y.scale)
         act_min, act_max = quant.activation_range(op.opts["FusedActivationFunction"], y.scale, y.zp)
-        params = (f"{{.a = {_fmap(a.shape)}, .b = {_fmap(b.shape)}, .out = {_fmap(y.shape)}, "
-                  f".t1 = {self.const('int32_t', t1, 'add')}, .t2 = {self.const('int32_t', t2, 'add')}, "
-                  f".mult = {m}, .shift = {s}, .out_offset = {y.zp}, .act_min = {act_min}, .act_max = {act_max}}}")
-        self.steps.append(Step(op.kind, f"nd_add_s8(&{{p}}, {{t{a.index}}}, {{t{b.index}}}, {{t{y.index}}});",
-                               "nd_add_params_t", params, [a.index, b.index], [y.index], tuple(y.shape),
+        ref = kernels.Add(FMap.of(a.shape), FMap.of(b.shape), FMap.of(y.shape), self.const("int32_t", t1, "add"),
+                          self.const("int32_t", t2, "add"), m, s, y.zp, act_min, act_max)
+        # ND_KERNEL_ADD_SMMULR: dense maps (always, here), a right shift in [1, 22], which keeps the folded rounding
+        # term far from overflow, and doubled table terms whose sum stays within int32
+        fast = None
+        if -22 <= s <= -1 and int(np.abs(t1).max()) + int(np.abs(t2).max()) < (1 << 30):
+            fast = dataclasses.replace(ref, kernel=kernels.ADD_SMMULR, t1=self.const("int32_t", 2 * t1, "add2"),
+                                       t2=self.const("int32_t", 2 * t2, "add2"))
+        resize = self.fused_into.get(self.producer[b.index].index) if b.index in self.producer else None
+        if resize is not None and resize.kind == "RESIZE_BILINEAR":
+            x, rp = resize.inputs[0], self._resize_params(resize)
+            params = kernels.ResizeAdd(ref, rp)
+            fast_params = None
+            if fast:  # inside the fast ADD, ND_KERNEL_RESIZE_QUARTER where every weight is a multiple of 1/4
+                q = dataclasses.replace(rp, kernel=kernels.RESIZE_QUARTER) if kernels.resize_quarter(rp) else rp
+                fast_params = kernels.ResizeAdd(fast, q)
+            scratch = self._new_scratch(0, kernels.resize_add_scratch(fast_params) if fast else 0)
+            call = Call("nd_resize_add_s8", Variants(params, fast_params) if fast else params,
+                        (Ref(a.index), Ref(x), Ref(y.index), Ref(scratch.buf) if scratch else NULL))
+            self.steps.append(Step([resize.kind, op.kind], [call], [a.index, x],
+                                   [y.index] + ([scratch.buf] if scratch else []), y.index, tuple(y.shape),
+                                   scratch=scratch, inplace_ok=[(a.index, y.index)]))
+            return
+        call = Call("nd_add_s8", Variants(ref, fast) if fast else ref, (Ref(a.index), Ref(b.index), Ref(y.index)))
+        self.steps.append(Step([op.kind], [call], [a.index, b.index], [y.index], y.index, tuple(y.shape),
                                inplace_ok=[(a.index, y.index), (b.index, y.index)]))
 
-    def _op_resize_bilinear(self, op):
+    def _resize_params(self, op) -> kernels.Resize:
         x, y = self.t[op.inputs[0]], self.t[op.outputs[0]]
         self._requant_same(op, [x.index], [y.index])
         if len(x.shape) != 4:
             raise NanodetError(f"RESIZE_BILINEAR (operator {op.index}) needs a 4-D input")
-        params = (f"{{.in = {_fmap(x.shape)}, .out = {_fmap(y.shape)}, "
-                  f".align_corners = {int(op.opts['AlignCorners'])}, "
-                  f".half_pixel_centers = {int(op.opts['HalfPixelCenters'])}}}")
-        self.steps.append(Step(op.kind, f"nd_resize_bilinear_s8(&{{p}}, {{t{x.index}}}, {{t{y.index}}});",
-                               "nd_resize_params_t", params, [x.index], [y.index], tuple(y.shape)))
+        return kernels.Resize(FMap.of(x.shape), FMap.of(y.shape), int(op.opts["AlignCorners"]),
+                              int(op.opts["HalfPixelCenters"]))
 
-    def _elementwise(self, op):
+    def resize_bilinear(self, op):
+        y = op.outputs[0]
+        cons = self.consumers.get(y, [])
+        if not self._is_output(y) and len(cons) == 1 and cons[0].kind == "ADD" and cons[0].inputs.count(y) == 1:
+            self._resize_params(op)  # checked now; nd_resize_add_s8 computes it inside the ADD
+            self.fused_into[op.index] = op
+            return
+        params = self._resize_params(op)
+        self.steps.append(Step([op.kind], [Call("nd_resize_bilinear_s8", params, (Ref(op.inputs[0]), Ref(y)))],
+                               [op.inputs[0]], [y], y, tuple(self.t[y].shape)))
+
+    def elementwise(self, op):
         x = self.t[op.inputs[0]]
         lut = self._elementwise_lut(op)
         final, more, more_labels = self._fuse_activation(op.outputs[0])
         if more is not None:
             lut = more[lut.astype(np.int32) + 128]
-        name = self.const("int8_t", lut, "lut")
-        call = (f"{{ static const nd_fmap_t f = {_fmap(x.shape)}; "
-                f"nd_lut_s8(&f, &f, {name}, {{t{x.index}}}, {{t{final}}}); }}")
-        self.steps.append(Step("+".join([op.kind] + more_labels), call, None, None, [x.index], [final],
-                               tuple(x.shape), inplace_ok=[(x.index, final)]))
-
-    _op_leaky_relu = _elementwise
-    _op_logistic = _elementwise
-    _op_quantize = _elementwise
+        params = kernels.Lut(FMap.of(x.shape), FMap.of(x.shape), self.const("int8_t", lut, "lut"))
+        self.steps.append(Step([op.kind] + more_labels, [Call("nd_lut_s8", params, (Ref(x.index), Ref(final)))],
+                               [x.index], [final], final, tuple(x.shape), inplace_ok=[(x.index, final)]))
 
 
-def lower(graph: Graph) -> Program:
-    return Lowering(graph).run()
+# op kind -> its lowering: the AOT engine's supported op set (front-end validation and error messages read it here)
+LOWERINGS: dict[str, Callable[[Lowering, Op], None]] = {
+    "CONV_2D": Lowering.conv_2d,
+    "DEPTHWISE_CONV_2D": Lowering.depthwise_conv_2d,
+    "MAX_POOL_2D": Lowering.max_pool_2d,
+    "PAD": Lowering.pad,
+    "PADV2": Lowering.pad,
+    "RESHAPE": Lowering.reshape,
+    "CONCATENATION": Lowering.concatenation,
+    "SPLIT": Lowering.split,
+    "SLICE": Lowering.slice,
+    "STRIDED_SLICE": Lowering.strided_slice,
+    "TRANSPOSE": Lowering.transpose,
+    "ADD": Lowering.add,
+    "RESIZE_BILINEAR": Lowering.resize_bilinear,
+    "LEAKY_RELU": Lowering.elementwise,
+    "LOGISTIC": Lowering.elementwise,
+    "QUANTIZE": Lowering.elementwise,
+}
+SUPPORTED_OPS = tuple(LOWERINGS)
+
+
+def refuse_unsupported(graph: Graph) -> None:
+    """NanodetError naming the first op that LOWERINGS (the supported op set) has no entry for."""
+    first = next((op for op in graph.ops if op.kind not in LOWERINGS), None)
+    if first is not None:
+        raise NanodetError(f"the AOT engine does not support op {first.kind} (operator {first.index}); "
+                           f"supported: {', '.join(SUPPORTED_OPS)}")
+
+
+def lower(graph: Graph, weights_format: str = "int16") -> Program:
+    return Lowering(graph, weights_format).run()

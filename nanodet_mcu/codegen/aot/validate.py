@@ -12,10 +12,12 @@ import math
 
 import numpy as np
 
+from nanodet_mcu.codegen.aot import kernels
 from nanodet_mcu.codegen.aot.graph import Graph, Op, Tensor
+from nanodet_mcu.codegen.aot.lower import Lowering, refuse_unsupported
 from nanodet_mcu.errors import NanodetError
 
-MAX_RANK = 6            # nd_copy_nd_s8's dimensions
+MAX_RANK = kernels.COPY_MAX_DIMS  # nd_copy_s8's dimensions: every tensor's rank
 MAX_PARAM = 32767       # kernel sizes, strides, dilations and paddings are int16_t in the params structs
 MAX_BYTES = 1 << 30     # any one tensor; the arena offsets are int32
 MAX_CONCAT_INPUTS = 10  # TFLM's kMaxInputNum
@@ -38,6 +40,7 @@ class _Check:
     def __init__(self, graph: Graph):
         self.g = graph
         self.t = graph.tensors
+        self.strided_window = Lowering(graph)._strided_window  # STRIDED_SLICE's window, as the lowering reads it
 
     # --- operands ----------------------------------------------------------------------------------------------
     def arity(self, op: Op, inputs: tuple[int, ...], outputs: int | tuple[int, ...] = 1) -> None:
@@ -113,6 +116,9 @@ class _Check:
                 raise Refused(f"the AOT engine refuses {_desc(t)}: negative (dynamic) dimension")
             if t.data is None and t.dtype == "int8" and t.size > MAX_BYTES:
                 raise Refused(f"the AOT engine refuses {_desc(t)}: {t.size} bytes is too large")
+            if len(t.shape) > MAX_RANK:
+                raise Refused(f"the AOT engine refuses {_desc(t)}: rank {len(t.shape)}, at most {MAX_RANK} (its copies "
+                              "move data over that many axes)")
         if not g.inputs or not g.outputs:
             raise Refused("the AOT engine refuses a model without inputs or outputs")
         written: dict[int, int] = {}
@@ -315,7 +321,7 @@ class _Check:
             dims.append(s)
         self.expect_shape(op, y, dims, "shape of the slice")
 
-    def strided_slice(self, op: Op, window) -> None:
+    def strided_slice(self, op: Op) -> None:
         self.arity(op, (4,))
         x, y = self.operand(op, 0), self.t[op.outputs[0]]
         self.activation(op, x, "input")
@@ -328,7 +334,7 @@ class _Check:
                 raise _fail(op, "a stride is zero")
         if op.opts["EllipsisMask"] or op.opts["NewAxisMask"]:
             raise _fail(op, "ellipsis and new-axis masks are not supported")
-        _, dims, _ = window(op)
+        _, dims, _ = self.strided_window(op)
         kept = [d for i, d in enumerate(dims) if not op.opts["ShrinkAxisMask"] >> i & 1]
         if any(d < 1 for d in dims):
             raise _fail(op, f"the slice of {_desc(x)} is empty ({dims})")
@@ -341,6 +347,9 @@ class _Check:
         self.activation(op, y, "output")
         if x.size != y.size:
             raise _fail(op, f"input {_desc(x)} has {x.size} elements, output {_desc(y)} {y.size}")
+        if op.inputs[0] in self.g.inputs and op.outputs[0] in self.g.outputs:
+            raise _fail(op, "it reshapes the model input straight into an output (a RESHAPE is a view here: the "
+                            "output would share the input's buffer)")
         if len(op.inputs) == 2 and op.inputs[1] >= 0 and self.t[op.inputs[1]].data is not None:
             shape = self.const(op, 1, "new shape", ("int32", "int64"))
             if -1 not in shape and shape.size and [int(v) for v in shape] != list(y.shape):
@@ -352,8 +361,6 @@ class _Check:
         self.activation(op, x, "input")
         self.activation(op, y, "output")
         self.same_quant(op, x, y)
-        if len(x.shape) > MAX_RANK:
-            raise _fail(op, f"input {_desc(x)} has more than {MAX_RANK} dimensions")
         perm = self.const(op, 1, "permutation", ("int32", "int64"), len(x.shape))
         if sorted(perm.tolist()) != list(range(len(x.shape))):
             raise _fail(op, f"{perm.tolist()} is not a permutation of the input's {len(x.shape)} axes")
@@ -399,23 +406,32 @@ class _Check:
             raise _fail(op, "alpha is not finite")
 
 
+# op kind -> its checks; the keys are exactly lower.LOWERINGS' (the supported op set, tests/test_aot_validate.py)
+CHECKS = {
+    "CONV_2D": lambda c, op: c.conv(op, depthwise=False),
+    "DEPTHWISE_CONV_2D": lambda c, op: c.conv(op, depthwise=True),
+    "MAX_POOL_2D": _Check.max_pool_2d,
+    "PAD": _Check.pad,
+    "PADV2": _Check.pad,
+    "RESHAPE": _Check.reshape,
+    "CONCATENATION": _Check.concatenation,
+    "SPLIT": _Check.split,
+    "SLICE": _Check.slice,
+    "STRIDED_SLICE": _Check.strided_slice,
+    "TRANSPOSE": _Check.transpose,
+    "ADD": _Check.add,
+    "RESIZE_BILINEAR": _Check.resize_bilinear,
+    "LEAKY_RELU": _Check.elementwise,
+    "LOGISTIC": _Check.elementwise,
+    "QUANTIZE": _Check.elementwise,
+}
+
+
 def validate(graph: Graph) -> None:
     """Raise Refused (a NanodetError naming the operator and why) unless every op of `graph` is one the AOT engine
-    lowers to C that builds and computes what TFLM computes."""
-    from nanodet_mcu.codegen.aot.lower import Lowering
-
+    lowers (lower.LOWERINGS) to C that builds and computes what TFLM computes."""
+    refuse_unsupported(graph)
     check = _Check(graph)
     check.graph()
-    window = Lowering(graph)._strided_window
     for op in graph.ops:
-        kind = op.kind
-        if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            check.conv(op, kind == "DEPTHWISE_CONV_2D")
-        elif kind in ("PAD", "PADV2"):
-            check.pad(op)
-        elif kind == "STRIDED_SLICE":
-            check.strided_slice(op, window)
-        elif kind in ("LEAKY_RELU", "LOGISTIC", "QUANTIZE"):
-            check.elementwise(op)
-        else:
-            getattr(check, kind.lower())(op)
+        CHECKS[op.kind](check, op)

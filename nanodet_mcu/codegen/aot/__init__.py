@@ -6,12 +6,10 @@ statically (planner.py) and renders the C (emit.py).
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from nanodet_mcu import model_info
+from nanodet_mcu import model_info, outputs
 from nanodet_mcu.codegen.aot import emit, graph, lower, planner, validate
 
 FILES = ("nd_model.c", "nd_model.h")
@@ -60,12 +58,10 @@ def emit_any(info: model_info.ModelInfo, out_dir: str | Path, nanodet: bool = Fa
     texts = {"nd_model.h": emit.header(info, arena, prog),
              "nd_model.c": emit.source(info, prog, offsets, scores, boxes)}
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in texts.items():
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, out / name)
+    with outputs.Staged() as staged:  # both files or neither, with the usual permissions
+        for name, text in texts.items():
+            staged.add(out / name, text)
+        staged.commit()
     scratch = max((st.scratch and max(st.scratch.ref_bytes, st.scratch.fast_bytes) or 0 for st in prog.steps),
                   default=0)
     return AotResult(arena, [str(out / n) for n in FILES], emit.flash_bytes(prog)["fast"], scratch,

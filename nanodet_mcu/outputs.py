@@ -163,6 +163,13 @@ class Staged:
         self.discard()
 
 
+def write_file(path: str | Path, data: bytes | str, mode: int = 0o644) -> None:
+    """One file, whole or not at all."""
+    with Staged() as out:
+        out.add(path, data, mode)
+        out.commit()
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -246,6 +246,17 @@ def test_staged_outputs_are_all_or_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"], "an output or its directory stayed"
 
 
+def test_written_outputs_are_readable_like_any_file(tmp_path):
+    """Staged writes go through mkstemp (0600): what they leave must have the usual 0644 under umask 022, or a
+    report or model written for a colleague is private."""
+    old = os.umask(0o022)
+    try:
+        outputs.write_file(tmp_path / "report.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.json").stat().st_mode & 0o777 == 0o644
+
+
 def test_failed_host_build_leaves_nothing_in_the_cache(bad, tmp_path):
     """A compiler that fails (here: `false`) must not leave emitted sources or empty directories in the cache."""
     cache = tmp_path / "cache"

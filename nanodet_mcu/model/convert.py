@@ -218,13 +218,6 @@ def check_model(data: bytes) -> model_info.ModelInfo:
     return info
 
 
-def write_atomic(data: bytes, out_path: Path) -> None:
-    """The model appears whole or not at all (readable by all: mkstemp's 0600 would make it private)."""
-    with outputs.Staged() as out:
-        out.add(out_path, data, 0o666)
-        out.commit()
-
-
 def convert_report(weights: str | Path, calib_dir: str | Path | None = None, num_calib: int = DEFAULT_NUM_CALIB,
                    seed: int = DEFAULT_SEED, out_path: str | Path = DEFAULT_OUTPUT,
                    steps: Steps = QUIET) -> ConvertReport:
@@ -241,7 +234,7 @@ def convert_report(weights: str | Path, calib_dir: str | Path | None = None, num
     data = quantize_graph(NanodetStride32(loaded.weights), inputs, steps=steps)
     data = put_scores_first(data)
     info = check_model(data)
-    write_atomic(data, out)
+    outputs.write_file(out, data)
     return ConvertReport(out, loaded.source, files, info.parameters, len(data))
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nanodet_mcu import __version__, decode, spec
+from nanodet_mcu import __version__, decode, outputs, spec
 from nanodet_mcu.errors import NanodetError
 from nanodet_mcu.verify import charts
-from nanodet_mcu.verify.report import _write_atomic, check_writable
+from nanodet_mcu.verify.report import check_writable
 from nanodet_mcu.verify.verifier import FLOAT_IOU_MIN
 
 DEVICE_COLOUR, REFERENCE_COLOUR = "#ff8c00", "#1e90ff"
@@ -557,4 +557,4 @@ def render(report: dict, source: str = "") -> str:
 
 def write_html(report: dict, path: str | Path, source: str = "") -> None:
     check_writable(path)
-    _write_atomic(path, render(report, source))
+    outputs.write_file(path, render(report, source))

@@ -16,12 +16,6 @@ def check_writable(path: str | Path, option: str = "") -> None:
     outputs.check_file(path, option)
 
 
-def _write_atomic(path: str | Path, text: str) -> None:
-    with outputs.Staged() as out:
-        out.add(path, text)
-        out.commit()
-
-
 def to_json(value, level: int = 0) -> str:
     """json.dumps(indent=2), except that a list of plain values stays on one line: latency ticks, boxes and each
     channel of a delta map read as rows instead of one number a line (a map would otherwise be ~100 KB)."""
@@ -35,7 +29,7 @@ def to_json(value, level: int = 0) -> str:
 
 
 def write_json(report: Report, path: str | Path) -> None:
-    _write_atomic(path, json_text(report))
+    outputs.write_file(path, json_text(report))
 
 
 def json_text(report: Report) -> str:
@@ -59,7 +53,7 @@ def junit_xml(report: Report) -> str:
 
 
 def write_junit(report: Report, path: str | Path) -> None:
-    _write_atomic(path, junit_xml(report))
+    outputs.write_file(path, junit_xml(report))
 
 
 def _ranges(values: list[int]) -> str:

@@ -58,7 +58,7 @@ def emit_any(info: model_info.ModelInfo, out_dir: str | Path, nanodet: bool = Fa
     texts = {"nd_model.h": emit.header(info, arena, prog),
              "nd_model.c": emit.source(info, prog, offsets, scores, boxes)}
     out = Path(out_dir)
-    with outputs.Staged() as staged:  # both files or neither, with the usual permissions
+    with outputs.Staged() as staged:  # both files or neither
         for name, text in texts.items():
             staged.add(out / name, text)
         staged.commit()

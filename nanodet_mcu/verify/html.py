@@ -439,7 +439,7 @@ def profile_section(p: dict | None) -> str:
     facts = []
     inf, summed = p.get("inference_ticks"), p.get("sum_ticks")
     if isinstance(inf, int) and isinstance(summed, int) and inf:
-        facts.append(f"the steps account for {summed / inf:.1%} of the inference ticks ({summed:,} of {inf:,})")
+        facts.append(f"the steps account for {summed / inf:.2%} of the inference ticks ({summed:,} of {inf:,})")
     facts.append(f"engine {e(p.get('engine', '?'))}, {len(steps)} steps in model order, fused ops joined with +")
     heavy_headers = ["step", "op", "tensor", "shape", "MACs", e(unit), "share", f"{e(p['unit'])}/MAC"]
     return (f'<section id="profile"><h2>Per-op profile <span class="muted">{e(unit)}</span></h2>'

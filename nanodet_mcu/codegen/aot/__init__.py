@@ -39,7 +39,7 @@ def program(info: model_info.ModelInfo, weights_format: str = "int16") -> lower.
 
 
 def emit_c(info: model_info.ModelInfo, out_dir: str | Path, weights_format: str = "int16") -> AotResult:
-    """Write nd_model.c and nd_model.h for NanoDet model `info` into out_dir (each file atomically).
+    """Write nd_model.c and nd_model.h for NanoDet model `info` into out_dir (both or neither).
 
     weights_format: "int16" (the conv weights pre-extended: fastest) or "int8" (half their flash, a few more
     instructions per MAC)."""

@@ -100,14 +100,8 @@ class Program:
     sizes: dict[int, int]                       # root tensor (or scratch id) -> bytes
     inputs: list[int]
     outputs: list[int]
-    tensor_names: dict[int, str] = field(default_factory=dict)
     views: dict[int, tuple[int, int]] = field(default_factory=dict)  # tensor stored in another's layout -> (pixel
     # stride, channel stride) there; its alias gives that tensor and the offset
-
-    def step_facts(self) -> list[dict]:
-        """Per step, what profiling and bisecting tools report: fused op kinds, output tensor, shape, MACs."""
-        return [{"index": i, "op": s.label, "tensor": self.tensor_names.get(s.tensor, str(s.tensor)),
-                 "shape": list(s.shape), "macs": s.macs} for i, s in enumerate(self.steps)]
 
 
 def _dense_strides(shape) -> list[int]:
@@ -416,8 +410,7 @@ class Lowering:
         for ti in self.g.inputs + self.g.outputs:
             root = self.alias.get(ti, (ti, 0))[0]
             sizes.setdefault(root, self.t[root].size)
-        names = {s.tensor: self.t[s.tensor].name for s in self.steps}
-        return Program(self.steps, self.consts, self.alias, sizes, list(self.g.inputs), list(self.g.outputs), names,
+        return Program(self.steps, self.consts, self.alias, sizes, list(self.g.inputs), list(self.g.outputs),
                        dict(self.views))
 
     def _new_scratch(self, ref_bytes: int, fast_bytes: int) -> Scratch | None:
@@ -542,46 +535,41 @@ class Lowering:
             lo, hi = taps[:, :, [0, 1]], taps[:, :, [2, 3]]
             words = ((lo & 0xFFFF) | ((hi & 0xFFFF) << 16)).reshape(out_c // 2, 2, k4 // 4, 2)  # (.., half)
             words = words.transpose(0, 2, 3, 1).reshape(out_c // 2, k4)  # per block: group, half, channel
-        words = (words + (1 << 31)) % (1 << 32) - (1 << 31)
+        words = _wrap32(words)
         blocks = np.concatenate([np.tile(bias2.reshape(-1, 2), 3), words, rq.reshape(-1, 6)], axis=1)
         return dataclasses.replace(ref, kernel=kernels.CONV_3X2, weights=None, bias=None, mult=None, shift=None,
                                    wq=self.const("int32_t", blocks.reshape(-1).astype(np.int32), "wq"), k4=k4,
                                    w8=int(w8))
 
     def _fast_dwconv(self, ref: kernels.Conv, w: np.ndarray, bias, mult, shift) -> kernels.Conv | None:
-        """ND_KERNEL_DWCONV3X3_PAIRS (stride 1 or 2) or ND_KERNEL_DWCONV3X3_SMLA: 3x3, depth multiplier 1, no
+        """ND_KERNEL_DWCONV3X3_PAIRS (stride 1) or ND_KERNEL_DWCONV3X3_SMLA: 3x3, depth multiplier 1, no
         dilation and the doubled requantisation proven exact; see their packed constants in nd_kernels_fast.h."""
         out_c = ref.out.c
         if (ref.kh, ref.kw, ref.dh, ref.dw, ref.depth_multiplier) != (3, 3, 1, 1, 1):
             return None
-        w9 = w.reshape(9, out_c).astype(np.int64)  # 1HWC: (tap, channel)
-        if ref.sh == ref.sw and ref.sh in kernels.DW_PAIRS_STRIDES and out_c % 4 == 0:
-            table = 128 if ref.lut is not None else 0  # the requantised value indexes the table directly
-            doubled = self._doubled_requant(w9.T, bias, ref.in_offset, ref.out_offset + table, mult, shift)
-            if doubled is None:
-                return None
-            bias2, rq = doubled
-            t = 2 * w9.T.reshape(out_c, 3, 3)  # (channel, row, column), doubled
-            w01 = (t[:, :, 0] & 0xFFFF) | ((t[:, :, 1] & 0xFFFF) << 16)
-            w12 = (t[:, :, 1] & 0xFFFF) | ((t[:, :, 2] & 0xFFFF) << 16)
-            words = np.stack([w01, w12], axis=2).reshape(out_c, 6)
-            words = (words + (1 << 31)) % (1 << 32) - (1 << 31)
-            block = np.concatenate([words, bias2.reshape(-1, 1), rq], axis=1).astype(np.int32)
-            return dataclasses.replace(ref, kernel=kernels.DWCONV3X3_PAIRS, weights=None, bias=None, mult=None,
-                                       shift=None, wq=self.const("int32_t", block.reshape(-1), "wq"))
         if out_c % 4:
             return None
-        table = 128 if ref.lut is not None else 0
+        w9 = w.reshape(9, out_c).astype(np.int64)  # 1HWC: (tap, channel)
+        table = 128 if ref.lut is not None else 0  # the requantised value indexes the table directly
         doubled = self._doubled_requant(w9.T, bias, ref.in_offset, ref.out_offset + table, mult, shift)
         if doubled is None:
             return None
         bias2, rq = doubled
+        if ref.sh == ref.sw and ref.sh in kernels.DW_PAIRS_STRIDES:
+            t = 2 * w9.T.reshape(out_c, 3, 3)  # (channel, row, column), doubled
+            w01 = (t[:, :, 0] & 0xFFFF) | ((t[:, :, 1] & 0xFFFF) << 16)
+            w12 = (t[:, :, 1] & 0xFFFF) | ((t[:, :, 2] & 0xFFFF) << 16)
+            words = np.stack([w01, w12], axis=2).reshape(out_c, 6)
+            words = _wrap32(words)
+            block = np.concatenate([words, bias2.reshape(-1, 1), rq], axis=1).astype(np.int32)
+            return dataclasses.replace(ref, kernel=kernels.DWCONV3X3_PAIRS, weights=None, bias=None, mult=None,
+                                       shift=None, wq=self.const("int32_t", block.reshape(-1), "wq"))
         # per block of 4 channels: bias2; per kernel row the taps 1, 2, 0, each (2w0, 2w2), (2w1, 2w3) (the SXTB16
         # lane order); the requantisation constants
         taps = (2 * w9).reshape(3, 3, out_c // 4, 4)[:, [1, 2, 0]][..., [0, 2, 1, 3]]  # (row, tap, block, lane)
         pairs = (taps[..., 0::2] & 0xFFFF) | ((taps[..., 1::2] & 0xFFFF) << 16)  # (row, tap, block, 2)
         weights = pairs.transpose(2, 0, 1, 3).reshape(out_c // 4, 18)
-        weights = (weights + (1 << 31)) % (1 << 32) - (1 << 31)
+        weights = _wrap32(weights)
         block = np.concatenate([bias2.reshape(-1, 4), weights, rq.reshape(-1, 12)], axis=1).astype(np.int32)
         return dataclasses.replace(ref, kernel=kernels.DWCONV3X3_SMLA, weights=None, bias=None, mult=None, shift=None,
                                    wq=self.const("int32_t", block.reshape(-1), "wq"))

@@ -6,7 +6,7 @@
  *   nd_kernels_conv.c     fast CONV_2D: three output pixels x two channels per step over generator-packed weights;
  *                         its inner loops in nd_kernels_conv_m7.S on Cortex-M7, in portable C elsewhere
  *   nd_kernels_dwconv.c   fast 3x3 DEPTHWISE_CONV_2D (four channels per step)
- *   nd_kernels_eltwise.c  fast MAX_POOL_2D, ADD and the channel-shuffle copy
+ *   nd_kernels_eltwise.c  fast MAX_POOL_2D, ADD, RESIZE_BILINEAR fused into its ADD, the channel-shuffle copies
  *   nd_kernels.c          the one dispatch (params.kernel -> implementation) and the scratch-size functions
  *   nd_kernels_fast.h     what the fast files share (SIMD primitives, exact short-form requantisation)
  *
@@ -45,6 +45,11 @@ extern "C" {
 #endif
 
 #define ND_KERNELS_STACK_BYTES 1024 /* see "Memory" above */
+
+/* A macro's value as a string: section names given on the command line (ND_KERNELS_CODE_SECTION, the generated
+ * nd_model.c's ND_MODEL_CONST_SECTION). */
+#define ND_STR_(x) #x
+#define ND_STR(x) ND_STR_(x)
 
 /* An optional per-step hook: define ND_PROFILE and provide nd_profile_op(index), called before each step and with
  * -1 after the last one.  A nonzero return stops the run there: nd_model_run returns 1 with the last completed step's
@@ -165,15 +170,20 @@ void nd_resize_bilinear_s8(const nd_resize_params_t *p, const int8_t *in, int8_t
  * both sources are the same). */
 void nd_resize_source(const nd_resize_params_t *p, int axis, int32_t o, int32_t *lo, int32_t *hi, int32_t *frac);
 
+/* (v +- 2^19) / 2^20 truncating toward zero, as TFLM's int64 division: floor((v + 2^19) / 2^20) for v > 0, and for
+ * v <= 0 the ceiling of (v - 2^19) / 2^20, i.e. floor((v + 2^19 - 1) / 2^20). */
+static inline int32_t nd_bilinear_round(int32_t v)
+{
+    return (v + (1 << 19) - (v <= 0)) >> 20;
+}
+
 /* TFLM's integer bilinear sample from four pixels' values and the fractions of the second row and column. */
 static inline int32_t nd_bilinear(int32_t p00, int32_t p01, int32_t p10, int32_t p11, int32_t fy, int32_t fx)
 {
     /* TFLM sums in int64; the four weights' magnitudes add up to at most 2048^2, so |v| < 2^29 here */
     const int32_t v = p00 * ((1 << 10) - fy) * ((1 << 10) - fx) + p10 * fy * ((1 << 10) - fx) +
                       p01 * ((1 << 10) - fy) * fx + p11 * fy * fx;
-    /* (v +- 2^19) / 2^20 truncating toward zero, as TFLM's int64 division: floor((v + 2^19) / 2^20) for v > 0, and
-     * for v <= 0 the ceiling of (v - 2^19) / 2^20, i.e. floor((v + 2^19 - 1) / 2^20) */
-    return (v + (1 << 19) - (v <= 0)) >> 20;
+    return nd_bilinear_round(v);
 }
 
 /* RESIZE_BILINEAR fused into the ADD that alone reads it: out = ADD(a, resize(x)), the resized map never stored.  The

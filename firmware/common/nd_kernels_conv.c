@@ -186,17 +186,6 @@ ND_FAST_CODE void nd_conv2d_rows_3x2_s8(const nd_conv_params_t *p, const int8_t 
 #if !(defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__))
 /* The microkernel in C (nd_kernels_conv_m7.S is the Cortex-M7 one): the same arithmetic, step for step. */
 
-static inline int32_t nd_conv3x2_out(int32_t acc, const int32_t *q, const uint8_t *lut)
-{
-    /* SMMLAR(acc, mult, round) = round + ((acc * mult + 2^31) >> 32), wrapping like the instruction */
-    const int32_t h = (int32_t)(((int64_t)acc * q[0] + ((int64_t)1 << 31)) >> 32);
-    const int32_t t = (int32_t)((uint32_t)h + (uint32_t)q[1] + (uint32_t)(acc >> 31)) >> q[2];
-    if (lut != NULL) {
-        return (int8_t)lut[t < 0 ? 0 : t > 255 ? 255 : t];
-    }
-    return nd_sat8(t);
-}
-
 ND_FAST_CODE void nd_conv3x2_run(const nd_conv3x2_args_t *a)
 {
     const int32_t k4 = a->k4, cs = a->cstride, os = a->o_step;
@@ -233,7 +222,7 @@ ND_FAST_CODE void nd_conv3x2_run(const nd_conv3x2_args_t *a)
             }
             for (int c = 0; c < 2; ++c, w += 3) {
                 for (int j = 0; j < 3; ++j) {
-                    o[j * os + c * cs] = (int8_t)nd_conv3x2_out(acc[2 * j + c], w, a->lut);
+                    o[j * os + c * cs] = nd_requant_q(acc[2 * j + c], w, a->lut);
                 }
             }
         }

@@ -1,5 +1,6 @@
-/* Fast MAX_POOL_2D (ND_KERNEL_MAXPOOL_S8X4), ADD (ND_KERNEL_ADD_SMMULR) and the channel-shuffle copy
- * (ND_KERNEL_COPY_INTERLEAVE2).  Same bytes as their reference kernels. */
+/* Fast MAX_POOL_2D (ND_KERNEL_MAXPOOL_S8X4), ADD (ND_KERNEL_ADD_SMMULR), RESIZE_BILINEAR fused into its ADD (with
+ * ND_KERNEL_RESIZE_QUARTER rows) and the channel-shuffle copies (ND_KERNEL_COPY_INTERLEAVE2, ND_KERNEL_COPY_SPREAD2).
+ * Same bytes as their reference kernels. */
 #include "nd_kernels_fast.h"
 
 #if !ND_KERNELS_REFERENCE_ONLY
@@ -137,7 +138,7 @@ ND_FAST_CODE ND_HOT static void nd_bilinear_pixel(const int8_t *p00, const int8_
 {
     for (int c = 0; c < c_n; ++c) {
         const int32_t v = p00[c] * w00 + p10[c] * w10 + p01[c] * w01 + p11[c] * w11;
-        o[c] = (int8_t)((v + (1 << 19) - (v <= 0)) >> 20); /* as nd_bilinear */
+        o[c] = (int8_t)nd_bilinear_round(v);
     }
 }
 

@@ -27,16 +27,10 @@ static inline uint32_t nd_sxtb16_ror8(uint32_t x)
 #define nd_smlatt(a, b, acc) ((int32_t)__smlatt((a), (b), (acc)))
 #define nd_smlabt(a, b, acc) ((int32_t)__smlabt((a), (b), (acc)))
 #define nd_smlatb(a, b, acc) ((int32_t)__smlatb((a), (b), (acc)))
-static inline int32_t nd_smmulr(int32_t a, int32_t b)
-{
-    int32_t r;
-    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b)); /* ACLE has no intrinsic for it */
-    return r;
-}
 static inline int32_t nd_smmlar(int32_t a, int32_t b, int32_t acc)
 {
     int32_t r;
-    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc)); /* ACLE has no intrinsic for it */
     return r;
 }
 static inline uint32_t nd_max_s8x4(uint32_t a, uint32_t b)
@@ -140,8 +134,6 @@ static inline int32_t nd_sat8(int32_t v)
  * board file's [aot] code_section, e.g. .nd_itcm_text: a [[linker_sections]] output section in ITCM whose image the
  * board layer copies from flash at start-up), else .text.  The assembly files use the same macro. */
 #ifdef ND_KERNELS_CODE_SECTION
-#define ND_STR_(x) #x
-#define ND_STR(x) ND_STR_(x)
 #define ND_FAST_CODE __attribute__((section(ND_STR(ND_KERNELS_CODE_SECTION))))
 #else
 #define ND_FAST_CODE

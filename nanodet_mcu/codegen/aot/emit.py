@@ -133,9 +133,8 @@ def source(info: model_info.ModelInfo, prog: Program, offsets: dict[int, int], s
            '#include "nd_model.h"\n#include "nd_kernels.h"\n\n#include <stddef.h>\n\n'
            "/* The model's constant arrays: word-aligned, and in the section ND_MODEL_CONST_SECTION when the project\n"
            " * defines one (a board's on-chip RAM, filled from flash at start-up by the board layer). */\n"
-           "#if defined(__GNUC__) && defined(ND_MODEL_CONST_SECTION)\n#define ND_CONST_STR_(x) #x\n"
-           "#define ND_CONST_STR(x) ND_CONST_STR_(x)\n"
-           "#define ND_MODEL_CONST __attribute__((aligned(4), section(ND_CONST_STR(ND_MODEL_CONST_SECTION))))\n"
+           "#if defined(__GNUC__) && defined(ND_MODEL_CONST_SECTION)\n"
+           "#define ND_MODEL_CONST __attribute__((aligned(4), section(ND_STR(ND_MODEL_CONST_SECTION))))\n"
            "#elif defined(__GNUC__)\n#define ND_MODEL_CONST __attribute__((aligned(4)))\n#else\n"
            "#define ND_MODEL_CONST\n#endif\n\n"
            f'const char nd_model_sha256_hex[65] = "{info.sha256}";\n\n']

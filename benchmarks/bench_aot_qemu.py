@@ -28,16 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nanodet_mcu import model_info, preprocess  # noqa: E402
-from nanodet_mcu.codegen import c_array, generate  # noqa: E402
-from nanodet_mcu.codegen.aot import emit_c, qemu  # noqa: E402
+from nanodet_mcu.codegen import generate  # noqa: E402
+from nanodet_mcu.codegen.aot import qemu  # noqa: E402
 from nanodet_mcu.runners import TflmRunner  # noqa: E402
-
-
-def fnv1a(data: bytes) -> int:
-    h = 2166136261
-    for b in data:
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    return h
 
 
 def _input(info: model_info.ModelInfo, image: Path) -> np.ndarray:
@@ -66,13 +59,10 @@ def _run(elf: Path, want: int, name: str) -> dict:
             "flash_elf": _flash(elf)}
 
 
-def _inputs(info: model_info.ModelInfo, image: Path, out: Path) -> int:
-    """Writes bench_input.c; returns the FNV-1a of tflite-micro's outputs (on the host) for that input."""
-    x = _input(info, image)
+def _host_hash(info: model_info.ModelInfo, x: np.ndarray) -> int:
+    """The FNV-1a of tflite-micro's outputs (on the host) for input x, as the ELF prints it of its own."""
     scores, boxes = TflmRunner(info).run(x)
-    (out / "bench_input.c").write_text("#include <stdint.h>\nconst int8_t bench_input[320 * 320 * 3] = {\n"
-                                       + c_array.int_values(x.reshape(-1)) + "\n};\n")
-    return fnv1a(scores.astype(np.int8).tobytes() + boxes.astype(np.int8).tobytes())
+    return qemu.fnv1a(scores.astype(np.int8).tobytes() + boxes.astype(np.int8).tobytes())
 
 
 INSTRUCTIONS_PER_TICK = qemu.INSTRUCTIONS_PER_TICK
@@ -82,12 +72,9 @@ def build(model: Path, image: Path, out: Path, profile: bool, weights_format: st
     """The AOT benchmark ELF for `model` on `image` (also used by tests/test_steps.py): (ELF, FNV-1a of tflite-micro's
     outputs on the host, AotResult)."""
     info = model_info.load(model)
-    result = emit_c(info, out, weights_format=weights_format)
-    want = _inputs(info, image, out)
-    arena = "static uint8_t arena[ND_MODEL_ARENA_BYTES] __attribute__((aligned(16)));\n"
-    (out / "bench_main.c").write_text(qemu.main_c(qemu.AOT_API, arena))
-    elf = qemu.build_elf(out, [out / "nd_model.c", out / "bench_main.c", out / "bench_input.c"], out / "bench.elf",
-                         defines=("ND_PROFILE",) if profile else ())
+    x = _input(info, image)
+    elf, result = qemu.build_aot_elf(info, x, out, weights_format, defines=("ND_PROFILE",) if profile else ())
+    want = _host_hash(info, x)
     return elf, want, result
 
 
@@ -109,7 +96,9 @@ def bench_tflm(model: Path, image: Path, out: Path, include: list[str], lib: str
     project = out / "project"
     generate.generate("mps2-an500", model, engine="tflm", out_dir=project, force=True, tflm_include=include,
                       tflm_lib=lib, log=lambda msg: None)
-    want = _inputs(info, image, out)
+    x = _input(info, image)
+    qemu.write_input(out, x)
+    want = _host_hash(info, x)
     (out / "bench_main.c").write_text(qemu.main_c(qemu.TFLM_API))
     defines = ["TF_LITE_STATIC_MEMORY"]
     nm = subprocess.run(["arm-none-eabi-nm", "--defined-only", lib], capture_output=True, text=True).stdout

@@ -278,13 +278,6 @@ int main(void)
 """
 
 
-def _fnv1a(data: bytes) -> int:
-    h = 2166136261
-    for b in data:
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    return h
-
-
 def _m7_inputs_header(info, trials) -> str:
     def sizes(tensors) -> str:
         return ", ".join(str(int(np.prod(t.shape))) for t in tensors)
@@ -332,7 +325,7 @@ def test_kernels_on_cortex_m7_match_tflm(build, tmp_path_factory):
         interp = runtime.Interpreter.from_bytes(info.data)
         for t, xs in enumerate(trials):
             for k, want in enumerate(_tflm_outputs(interp, xs, len(info.outputs))):
-                if got.get((t, k)) != _fnv1a(want.astype(np.int8).tobytes()):
+                if got.get((t, k)) != qemu.fnv1a(want.astype(np.int8).tobytes()):
                     failures.append(f"{case} trial {t} output {k}")
     assert not failures, "differ from tflite-micro on the Cortex-M7: " + ", ".join(failures)
 
@@ -344,7 +337,6 @@ def test_whole_models_on_cortex_m7(request, nxp_model_path, example_image, build
     tflite-micro on the host, and the painted stack below the caller within ND_KERNELS_STACK_BYTES."""
     import re
 
-    from nanodet_mcu.codegen import c_array
     from nanodet_mcu.codegen.aot import kernels, qemu
     from nanodet_mcu.runners import TflmRunner
 
@@ -353,20 +345,14 @@ def test_whole_models_on_cortex_m7(request, nxp_model_path, example_image, build
     for k, path in enumerate(_model_paths(request, nxp_model_path)):
         info = model_info.load(path)
         out = tmp_path / f"m{k}"
-        emit_c(info, out, weights_format=_weights(build))
         _, x = next(_inputs(info, [example_image]))
-        (out / "bench_input.c").write_text("#include <stdint.h>\nconst int8_t bench_input[320 * 320 * 3] = {\n"
-                                           + c_array.int_values(x.reshape(-1)) + "\n};\n")
-        arena = "static uint8_t arena[ND_MODEL_ARENA_BYTES] __attribute__((aligned(16)));\n"
-        (out / "main.c").write_text(qemu.main_c(qemu.AOT_API, arena))
-        elf = qemu.build_elf(out, [out / "nd_model.c", out / "main.c", out / "bench_input.c"], out / "m.elf",
-                             reference_only=build == "reference")
+        elf, _ = qemu.build_aot_elf(info, x, out, _weights(build), reference_only=build == "reference")
         stdout = qemu.run_elf(elf, timeout=600)
         got = re.search(r"TOTAL \d+ HASH ([0-9a-f]+) RC (-?\d+)", stdout)
         stack = re.search(r"STACK (\d+) \d+", stdout)
         assert got and stack, stdout[-1000:]
         want = b"".join(t.astype(np.int8).tobytes() for t in TflmRunner(info).run(x))
-        assert got.group(2) == "0" and int(got.group(1), 16) == _fnv1a(want), f"{Path(path).name}: outputs differ"
+        assert got.group(2) == "0" and int(got.group(1), 16) == qemu.fnv1a(want), f"{Path(path).name}: outputs differ"
         assert int(stack.group(1)) <= kernels.stack_bytes(), f"{Path(path).name}: stack {stack.group(1)} B"
 
 

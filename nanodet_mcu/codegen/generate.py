@@ -76,6 +76,12 @@ def _jinja_env():
                               autoescape=False)
 
 
+def board_config_header(board: boards.Board, copy_sections: tuple[str, ...] = ()) -> str:
+    """nd_board_config.h for `board`, as a project gets it (the QEMU harness of the AOT gates and benchmark too)."""
+    ctx = {"version": __version__, "board": board.data, "flexram": board.flexram, "copy_sections": list(copy_sections)}
+    return _jinja_env().get_template("common/nd_board_config.h.j2").render(ctx)
+
+
 def check_destination(out_dir: Path, force: bool) -> None:
     """Refuse a non-empty directory that generate did not create, unless forced."""
     if not out_dir.exists():

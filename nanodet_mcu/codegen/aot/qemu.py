@@ -13,17 +13,12 @@ from pathlib import Path
 
 from nanodet_mcu import FIRMWARE_DIR, boards
 from nanodet_mcu.codegen.aot.host import KERNELS_DIR, REFERENCE_ONLY_FLAG, kernel_sources
+from nanodet_mcu.codegen.generate import board_config_header
 from nanodet_mcu.errors import NanodetError
 
 BOARD = "mps2-an500"
-INSTRUCTIONS_PER_TICK = 40  # the board's SysTick runs at the 25 MHz clock model: 40 instructions a tick
-
-BOARD_CONFIG = f"""#define ND_BOARD_NAME "{BOARD}"
-#define ND_CORE_CLOCK_HZ 25000000u
-#define ND_TIMER_KIND "systick-instructions"
-#define ND_TIMER_UNITS_PER_TICK {INSTRUCTIONS_PER_TICK}u
-#define ND_UART_BAUD 115200u
-"""
+# The board's SysTick counts emulated instructions under -icount shift=0 (board file [timer]): 40 a tick.
+INSTRUCTIONS_PER_TICK = boards.load(BOARD).data["timer"]["units_per_tick"]
 
 
 # A main() that runs one inference of bench_input (a C array the caller provides) and reports on the UART: per-step
@@ -134,7 +129,7 @@ def build_elf(src_dir: Path, sources: list[Path], out: Path, reference_only: boo
     beside `out`, compiled every time)."""
     board = boards.load(BOARD)
     layer = FIRMWARE_DIR / BOARD
-    (src_dir / "nd_board_config.h").write_text(BOARD_CONFIG)
+    (src_dir / "nd_board_config.h").write_text(board_config_header(board))
     arch = [*board.arch_flags, *board.data["build"]["cflags"]]
     common = [*arch, "-ffunction-sections", "-fdata-sections", f"-I{src_dir}", f"-I{KERNELS_DIR}",
               *(f"-D{d}" for d in defines), *([REFERENCE_ONLY_FLAG] if reference_only else [])]
@@ -162,6 +157,37 @@ def build_elf(src_dir: Path, sources: list[Path], out: Path, reference_only: boo
     _run([link, *arch, *map(str, objs), *libs, "-lm", f"-T{layer / 'mps2_an500.ld'}", "-nostartfiles",
           "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections", "-o", str(out)])
     return out
+
+
+def write_input(out: Path, x) -> None:
+    """out/bench_input.c: the int8 input `x` as MAIN's bench_input."""
+    from nanodet_mcu.codegen import c_array
+
+    (out / "bench_input.c").write_text("#include <stdint.h>\nconst int8_t bench_input[320 * 320 * 3] = {\n"
+                                       + c_array.int_values(x.reshape(-1)) + "\n};\n")
+
+
+def build_aot_elf(info, x, out: Path, weights_format: str = "int16", reference_only: bool = False,
+                  defines: tuple[str, ...] = ()):
+    """The AOT engine for model `info` with MAIN running it once on the int8 input `x` (a C array beside it), linked
+    into out/bench.elf: (ELF, the AotResult of emit_c)."""
+    from nanodet_mcu.codegen.aot import emit_c
+
+    result = emit_c(info, out, weights_format=weights_format)
+    write_input(out, x)
+    arena = "static uint8_t arena[ND_MODEL_ARENA_BYTES] __attribute__((aligned(16)));\n"
+    (out / "bench_main.c").write_text(main_c(AOT_API, arena))
+    elf = build_elf(out, [out / "nd_model.c", out / "bench_main.c", out / "bench_input.c"], out / "bench.elf",
+                    reference_only=reference_only, defines=defines)
+    return elf, result
+
+
+def fnv1a(data: bytes) -> int:
+    """The hash MAIN prints of the outputs (FNV-1a, 32 bits)."""
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
 
 
 def run_elf(elf: Path, timeout: float = 900) -> str:

@@ -17,7 +17,7 @@ import sys
 import traceback
 
 from nanodet_mcu import __version__, outputs
-from nanodet_mcu.errors import NanodetError
+from nanodet_mcu.errors import NanodetError, Terminated
 
 COMMANDS = {
     "convert": "official NanoDet weights (.ckpt/.pth or .onnx) -> full-int8 TFLite (stride-32 head)",
@@ -55,11 +55,18 @@ def _parser(selected: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     program = argv is None  # the console script: own the process's signals to the end
     argv = sys.argv[1:] if argv is None else argv
     command = None
     outputs.HOLD_INTERRUPTS_AFTER_COMMIT = program
+    if program:
+        for s in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, _terminate)
     try:
         selected = next((a for a in argv if not a.startswith("-")), None)
         selected = selected if selected in COMMANDS else None
@@ -73,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     except NanodetError as exc:
         _error(command, str(exc))
         return 1
+    except Terminated as exc:
+        _error(command, f"terminated by {signal.Signals(exc.signum).name}", "")
+        return 128 + exc.signum
     except KeyboardInterrupt:
         _error(command, "interrupted", "")
         return 130
@@ -87,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         if program:  # an interrupt during the interpreter's teardown must not turn the exit into -2
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            for s in outputs.INTERRUPTS:
+                signal.signal(s, signal.SIG_IGN)
 
 
 def _error(command: str | None, message: str, prefix: str = "error: ") -> None:

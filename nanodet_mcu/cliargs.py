@@ -26,11 +26,25 @@ def int_at_least(low: int):
     return parse
 
 
-def positive_float(text: str) -> float:
+MAX_SECONDS = 1e6  # 11.6 days; far beyond, the operating system's timers overflow (select() with 1e12 s fails)
+
+
+def seconds(text: str) -> float:
+    """A duration: more than 0 and at most MAX_SECONDS."""
     value = _number(float, text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {value:g}")
+    if not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {MAX_SECONDS:.0f} seconds, got {value:g}")
     return value
+
+
+def int_within(low: int, high: int, why: str = ""):
+    def parse(text: str) -> int:
+        value = _number(int, text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be within {low}..{high}{why}, got {value}")
+        return value
+    parse.__name__ = f"integer in {low}..{high}"
+    return parse
 
 
 def fraction(text: str) -> float:

@@ -176,6 +176,7 @@ def _umask() -> int:
     return mask
 
 
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # what stops a command: Ctrl-C, kill, timeout, hang-up
 _deferred: list[int] = []
 
 
@@ -185,16 +186,19 @@ def _defer(signum, frame) -> None:
 
 @contextlib.contextmanager
 def committing():
-    """Defer SIGINT while outputs are moved into place (and, in the CLI, until the command returns)."""
+    """Defer SIGINT, SIGTERM and SIGHUP while outputs are moved into place (and, in the CLI, until the command
+    returns); out of the CLI, a deferred signal is delivered to the restored handler once the files are in place."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, _defer)
+    previous = {s: signal.signal(s, _defer) for s in INTERRUPTS}
     try:
         yield
     finally:
         if not HOLD_INTERRUPTS_AFTER_COMMIT:
-            signal.signal(signal.SIGINT, previous)
-            if _deferred and previous is signal.default_int_handler:
-                _deferred.clear()
-                raise KeyboardInterrupt
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            deferred = list(dict.fromkeys(_deferred))
+            _deferred.clear()
+            for s in deferred:
+                signal.raise_signal(s)

@@ -194,3 +194,30 @@ def _child_qemu(parent: int, wait: float = 30.0) -> int:
                 return int(pid)
         time.sleep(0.1)
     raise AssertionError("verify did not start QEMU")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP"])
+def test_killed_verify_stops_its_emulator(firmware, nxp_model_path, tmp_path, how):
+    """A CI timeout (SIGTERM) or a closed terminal (SIGHUP) mid-upload: verify says so on one line, exits 128 + the
+    signal, and its QEMU (in its own session, so the signal never reaches it) is stopped, not left spinning."""
+    import shutil
+
+    from tests.conftest import shared_path
+
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(shared_path("images/example_input.jpg"), images)
+    proc = subprocess.Popen([sys.executable, "-m", "nanodet_mcu", "verify", "--emulate", str(firmware), "--model",
+                             str(nxp_model_path), "--images", str(images)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    qemu = _child_qemu(proc.pid)
+    time.sleep(3)  # mid-upload
+    signum = getattr(signal, how)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signum and f"verify: terminated by {how}" in err and "Traceback" not in err, err
+    until = time.monotonic() + 5
+    while os.path.exists(f"/proc/{qemu}") and time.monotonic() < until:
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{qemu}"), "QEMU outlived the verify that started it"

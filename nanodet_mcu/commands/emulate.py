@@ -10,6 +10,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from nanodet_mcu.device.emulator import Emulator
+    from nanodet_mcu.errors import Terminated
 
     with Emulator(args.elf) as emu:
         print(f"serial port: {emu.port}", flush=True)
@@ -19,8 +20,11 @@ def run(args) -> int:
             code = None
             while code is None:
                 code = emu.wait(1.0)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # Ctrl-C is how a user ends it; a kill is still reported as one
             print("stopping QEMU", file=sys.stderr)
+            if isinstance(exc, Terminated):
+                raise
             return 0
-    print(f"firmware exited (QEMU status {code})", file=sys.stderr)
+        fatal = emu.fatal_line() if code != 0 else None
+    print(f"firmware exited (QEMU status {code}){': ' + fatal if fatal else ''}", file=sys.stderr)
     return 0 if code == 0 else 1

@@ -26,7 +26,8 @@ def add_arguments(parser) -> None:
     source.add_argument("--embedded", action="store_true", help="run the firmware's embedded images (the default)")
     parser.add_argument("--runs", type=cliargs.positive_int, default=1,
                         help="runs per image for latency statistics (default %(default)s)")
-    parser.add_argument("--tolerance", type=cliargs.non_negative_int, default=0, metavar="LSB",
+    parser.add_argument("--tolerance", type=cliargs.int_within(0, 254, " (int8 values differ by at most 255: 255 would "
+                                                                   "accept any output)"), default=0, metavar="LSB",
                         help="accept raw output differences up to this many LSB (default 0: bit-exact)")
     parser.add_argument("--report", metavar="JSON", help="write the full report as JSON (default: none written)")
     parser.add_argument("--junit", metavar="XML", help="write the checks as JUnit XML (default: none written)")
@@ -34,14 +35,14 @@ def add_arguments(parser) -> None:
                         help="write one self-contained HTML page: each image with the device's and the reference's "
                              "boxes, the checks (failing images first), latency charts; opens from disk "
                              "(default: none written)")
-    parser.add_argument("--timeout", type=cliargs.positive_float, default=None,
+    parser.add_argument("--timeout", type=cliargs.seconds, default=None,
                         help="seconds to wait for each reply (default: from the baud rate, at least 2; "
                              "5 with --emulate)")
-    parser.add_argument("--run-timeout", type=cliargs.positive_float, default=120.0,
+    parser.add_argument("--run-timeout", type=cliargs.seconds, default=120.0,
                         help="seconds to wait for one inference (default %(default)s)")
     parser.add_argument("--retries", type=cliargs.non_negative_int, default=4,
                         help="resends of a request without a valid reply (default %(default)s)")
-    parser.add_argument("--deadline", type=cliargs.positive_float, metavar="SECONDS",
+    parser.add_argument("--deadline", type=cliargs.seconds, metavar="SECONDS",
                         help="stop with an error when the whole verification takes longer than this (default: none)")
     parser.add_argument("--max-retry-rate", type=cliargs.fraction, default=0.5, metavar="FRACTION",
                         help="stop with 'link too noisy' when more than this fraction of the last 64 frames had to "
@@ -82,12 +83,13 @@ def _emulator_died(emu, client, exc):
     code = emu.wait(2.0 if isinstance(exc, LinkClosed) else 0.0)  # the pty can close a moment before QEMU exits
     if code is None:
         return None
-    doing = f" while {client.doing}" if client.doing else ""
+    doing = f" while {client.doing}" if client is not None and client.doing else ""
     if code == 1:
         return NanodetError(f"the firmware stopped the emulator (QEMU exit status 1: a fault or an assertion){doing}: "
                             f"{exc}")
     how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-    return NanodetError(f"the emulator died ({how}){doing}; the link reported: {exc}")
+    fatal = emu.fatal_line()
+    return NanodetError(f"the emulator died ({how}){doing}{': ' + fatal if fatal else ''}; the link reported: {exc}")
 
 
 def run(args) -> int:
@@ -103,6 +105,8 @@ def run(args) -> int:
                                                  ("--html", args.html)) if path]
     for option, path in named:
         outputs.check_file(path, option)
+    if args.bisect or args.bisect_on_fail:
+        outputs.check_dir(args.bisect_dir, "--bisect-dir")
     for i, (option, path) in enumerate(named):
         for other, path2 in named[i + 1:]:
             if outputs.same_file(path, path2):
@@ -122,7 +126,11 @@ def run(args) -> int:
                 emu = stack.enter_context(Emulator(args.emulate))
                 port = emu.port
                 print(f"emulating {args.emulate} on {port}", file=sys.stderr)
-            transport = stack.enter_context(SerialTransport(port, args.baud))
+            try:
+                transport = stack.enter_context(SerialTransport(port, args.baud))
+            except NanodetError as exc:  # QEMU gone at start (an ELF it cannot run): say so, not "no such port"
+                died = _emulator_died(emu, None, exc) if emu is not None else None
+                raise (died or exc) from exc
             # QEMU shares the host's cores: on a loaded CI machine its replies can lag well behind a real UART's.
             default_timeout = max(5.0, request_timeout(args.baud)) if emu is not None else request_timeout(args.baud)
             client = DeviceClient(transport, timeout=args.timeout or default_timeout, run_timeout=args.run_timeout,

@@ -83,6 +83,11 @@ class Emulator:
         self._log.seek(0)
         return self._log.read().decode(errors="replace")
 
+    def fatal_line(self) -> str | None:
+        """QEMU's own complaint (`qemu: fatal: Lockup ...`, `qemu-system-arm: ...`), if it printed one."""
+        return next((line.strip() for line in self.output().splitlines()
+                     if line.startswith(("qemu: fatal:", "qemu-system-arm:"))), None)
+
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 

@@ -9,13 +9,14 @@ and rows), both saved as .npy.
 """
 from __future__ import annotations
 
+import io
 import re
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from nanodet_mcu import model_info
+from nanodet_mcu import model_info, outputs
 from nanodet_mcu.errors import NanodetError
 from nanodet_mcu.link import protocol as p
 from nanodet_mcu.verify.profile import check_records
@@ -149,11 +150,14 @@ class Bisector:
             dev = np.frombuffer(self.client.read_step_output(k, out.bytes), host.dtype).reshape(host.shape)
             read.append((out, dev, host, compare_tensor(dev, host)))
         out, dev, host, cmp = next((r for r in read if r[3]["differing_bytes"]), read[0])
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         base = self.out_dir / f"step{step.index:03d}_{_safe(out.name)}"
         device_npy, host_npy = Path(f"{base}_device.npy"), Path(f"{base}_host.npy")
-        np.save(device_npy, dev)
-        np.save(host_npy, host)
+        with outputs.Staged() as files:  # both or neither; an unwritable --bisect-dir is one line, not a traceback
+            for path, array in ((device_npy, dev), (host_npy, host)):
+                npy = io.BytesIO()
+                np.save(npy, array)
+                files.add(path, npy.getvalue())
+            files.commit()
         where = {**step_dict(step), "tensor": out.name, "shape": list(out.shape)}
         detail = (f"first divergent step {step.index} of {len(self.steps)} ({compared} compared): {step.op} -> "
                   f"'{out.name}' {'x'.join(map(str, out.shape))}: {cmp['differing_bytes']}/{cmp['bytes']} bytes "

@@ -17,7 +17,7 @@ CHECKS_PER_IMAGE = 4  # preprocess, outputs, detections-fixed, detections-float
 
 def generate_and_build(model, images, out, capsys) -> str:
     assert cli.main(["generate", "--board", "mps2-an500", "--engine", "aot", "--model", str(model), "--out", str(out),
-                     "--embed-images", *map(str, images)]) == 0
+                     *(["--embed-images", *map(str, images)] if images else [])]) == 0
     capsys.readouterr()
     assert cli.main(["build", str(out)]) == 0
     elf = capsys.readouterr().out.strip().splitlines()[-1]
@@ -68,6 +68,25 @@ def test_generate_build_emulate_verify(model, example_image, val_images, tmp_pat
         assert [c["image"] for c in data["checks"][1:]] == [val_images[3].name] * CHECKS_PER_IMAGE
         err = capsys.readouterr().err  # not a TTY: progress as log lines
         assert "upload 320x320 RGB888:" in err and "KB/s, ETA" in err and "% of frames retried" in err, err
+
+
+@pytest.mark.slow
+def test_a_built_project_rebuilds_when_its_flags_change(nxp_model_path, tmp_path, capsys):
+    """`ND_PROFILE=1 ./build.sh` on a built project must rebuild (objects depend on the flags they were built with),
+    not answer "Nothing to be done" and leave a firmware that refuses --profile."""
+    import subprocess
+
+    require_tool("arm-none-eabi-gcc")
+    generate_and_build(nxp_model_path, [], tmp_path / "p", capsys)
+
+    def up_to_date(*flags) -> bool:
+        return subprocess.run(["make", "-q", *flags], cwd=tmp_path / "p", capture_output=True).returncode == 0
+
+    assert up_to_date()
+    assert not up_to_date("ND_PROFILE=1")
+    assert not up_to_date("ND_PROFILE=0")  # the stamp now names the instrumented flags: back is a change too
+    bad = subprocess.run(["make", "ND_PROFILE=maybe"], cwd=tmp_path / "p", capture_output=True, text=True)
+    assert bad.returncode != 0 and "ND_PROFILE is 'maybe'" in bad.stderr
 
 
 def test_build_explains_what_is_missing(tmp_path, monkeypatch, capsys):

@@ -114,8 +114,17 @@ def test_no_flashing_tool(tmp_path, capsys, monkeypatch):
     assert code == 1 and "pip install 'nanodet-mcu[pyocd]'" in err
     code, _, err = _cli(capsys, project, "--probe", "linkserver")
     assert code == 1 and "LinkServer not found" in err
-    code, out, _ = _cli(capsys, project, "--dry-run")  # a dry run still shows what would run
+    code, out, err = _cli(capsys, project, "--dry-run")  # a dry run still shows what would run, and says so
     assert code == 0 and out.startswith("LinkServer flash ")
+    assert "neither LinkServer nor pyOCD is installed" in err and "nanodet-mcu[pyocd]" in err
+
+
+def test_a_path_that_is_not_a_project_directory(tmp_path, capsys):
+    code, _, err = _cli(capsys, tmp_path / "missing")
+    assert code == 1 and "does not exist" in err
+    (tmp_path / "README.md").write_text("not a project")
+    code, _, err = _cli(capsys, tmp_path / "README.md")
+    assert code == 1 and "is not a directory" in err and len(err.strip().splitlines()) == 1
 
 
 def test_linkserver_on_path_is_preferred(tmp_path, monkeypatch):

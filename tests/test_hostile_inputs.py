@@ -171,7 +171,7 @@ CASES = [
     ("generate: not NanoDet-shaped", ["generate", "--board", "mps2-an500", "--model", "{notnano}", "--out",
                                       "{dir}/p4"], "not an int8 NanoDet"),
     ("generate: unknown board", ["generate", "--board", "rt9999", "--model", "{good}"], "invalid choice"),
-    ("build: no project", ["build", "{dir}/nope"], "not a generated project"),
+    ("build: no project", ["build", "{dir}/nope"], "does not exist"),
     ("build: project.json not an object", ["build", "{proj_list}"], "not an object"),
     ("build: project.json not JSON", ["build", "{proj_garbage}"], "cannot read"),
     ("build: build.sh missing", ["build", "{proj_nosh}"], "build.sh is missing"),

@@ -23,8 +23,8 @@ def run(args) -> int:
     plan = flash.plan(args.project, args.probe, dry_run=args.dry_run)
     print(plan.shell)
     if args.dry_run:
-        if not plan.image.is_file():
-            print(f"note: {plan.image} is not built yet (nanodet-mcu build {args.project})", file=sys.stderr)
+        for note in plan.notes:
+            print(f"note: {note}", file=sys.stderr)
         return 0
     log = (lambda line: print(line, file=sys.stderr)) if args.verbose else None
     print(f"flashing {plan.image} with {plan.probe}...", file=sys.stderr, flush=True)

@@ -46,6 +46,11 @@ def first_error_line(output: str) -> str:
 
 def read_manifest(project: Path) -> dict:
     path = project / MANIFEST
+    if not project.exists():
+        raise NanodetError(f"{project} does not exist (the directory `nanodet-mcu generate --out` wrote)")
+    if not project.is_dir():
+        raise NanodetError(f"{project} is not a directory: give the project directory `nanodet-mcu generate --out` "
+                           "wrote")
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:

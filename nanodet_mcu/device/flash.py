@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nanodet_mcu import boards
@@ -33,6 +33,7 @@ class FlashPlan:
     probe: str  # "linkserver" | "pyocd"
     command: list[str]
     image: Path
+    notes: list[str] = field(default_factory=list)  # what a dry run should add (image not built, tool missing)
 
     @property
     def shell(self) -> str:
@@ -108,10 +109,15 @@ def plan(project_dir: str | Path, probe: str = "auto", dry_run: bool = False) ->
     if not dry_run and not image.is_file():
         raise NanodetError(f"{image} is not built yet: run `nanodet-mcu build {project}` first")
     linkserver, pyocd = linkserver_tool(), pyocd_tool()
+    notes: list[str] = []
+    if not image.is_file():
+        notes.append(f"{image} is not built yet (nanodet-mcu build {project})")
     if probe == "auto":
         if linkserver is None and pyocd is None:
             if not dry_run:
                 raise NanodetError(f"no flashing tool found: {INSTALL_HINT}")
+            notes.append(f"neither LinkServer nor pyOCD is installed, so this is the LinkServer command; to run it, "
+                         f"{INSTALL_HINT}")
             probe = "linkserver"
         else:
             probe = "linkserver" if linkserver is not None else "pyocd"
@@ -120,10 +126,10 @@ def plan(project_dir: str | Path, probe: str = "auto", dry_run: bool = False) ->
             raise NanodetError(f"{LINKSERVER} not found on PATH: install NXP LinkServer (nxp.com, not on PyPI) or "
                                "use --probe pyocd")
         command = linkserver_command(sdk, image, sdk_board(project, sdk), linkserver or LINKSERVER)
-        return FlashPlan(probe, command, image)
+        return FlashPlan(probe, command, image, notes)
     if pyocd is None and not dry_run:
         raise NanodetError("pyOCD is not installed: pip install 'nanodet-mcu[pyocd]' (or use --probe linkserver)")
-    return FlashPlan(probe, pyocd_command(sdk, image, pyocd), image)
+    return FlashPlan(probe, pyocd_command(sdk, image, pyocd), image, notes)
 
 
 def _first_error(output: str) -> str:

@@ -146,6 +146,9 @@ def test_report_without_images_still_renders_its_checks():
     (b"{\"passed\": true, \"checks\": [], \"images\": [{\"name\": \"a\", \"passed\": true, \"jpeg_base64\": \"eHh4\","
      b" \"device_detections\": [], \"reference_detections\": []}]}", "images[0].jpeg_base64 is not a base64 JPEG"),
     (b"{\"passed\": true, \"checks\": [], \"bisect\": {\"status\": \"maybe\"}}", "bisect.status should be one of"),
+    (b"{\"passed\": true, \"checks\": []}", "checks is empty"),
+    (b"{\"passed\": true, \"checks\": [{\"name\": \"model\", \"passed\": false, \"detail\": \"x\"}]}",
+     "passed disagrees with its checks"),
 ])
 def test_report_command_refuses_what_is_not_a_verify_report(tmp_path, capsys, content, message):
     src = tmp_path / "r.json"

@@ -75,7 +75,8 @@ class _Shape:
             raise NanodetError(f"{self.source} is not a verify report (no 'passed' and 'checks'): write one with "
                                f"`nanodet-mcu verify ... --report REPORT.json`")
         self.need(r, "passed", bool, "")
-        for i, c in enumerate(self.items(r, "checks", "", optional=False)):
+        checks = self.items(r, "checks", "", optional=False)
+        for i, c in enumerate(checks):
             where = f"checks[{i}]"
             self.need(c, "name", str, where)
             self.need(c, "image", (str, type(None)), where, optional=True)
@@ -113,6 +114,11 @@ class _Shape:
             if status not in BISECT_STATUSES:
                 self.fail("bisect.status", f"should be one of {', '.join(BISECT_STATUSES)}")
             self.need(r["bisect"], "detail", str, "bisect", optional=True)
+        # verifier.Report.passed: at least one check, all passed; a page must not say PASS for anything less
+        if not checks:
+            self.fail("checks", "is empty (a verify run checks the model at least)")
+        if r["passed"] != all(c["passed"] for c in checks):
+            self.fail("passed", "disagrees with its checks")
 
     def delta_map(self, m, where: str) -> None:
         if not isinstance(m, dict):

@@ -45,7 +45,7 @@ def build(engine: str, info: p.Info, steps: list[Step], result: p.Result, record
         value = float(ticks * units)
         out = step.tensor
         rows.append({"index": step.index, "op": step.op, "tensor": out.name if out else "",
-                     "shape": list(out.shape) if out else [], "macs": step.macs, "ticks": ticks, "value": value,
+                     "shape": list(step.shape), "macs": step.macs, "ticks": ticks, "value": value,
                      "ms": value / info.core_clock_hz * 1e3 if has_ms else None,
                      "share": ticks / total if total else 0.0,
                      "per_mac": value / step.macs if step.macs else None})

@@ -41,6 +41,7 @@ class Step:
     op: str  # op kind, fused kinds joined with "+"
     macs: int
     outputs: tuple[StepOutput, ...]
+    shape: tuple[int, ...] = ()  # what the step computes, also when its output is completed by a later step
 
     @property
     def tensor(self) -> StepOutput | None:
@@ -57,7 +58,8 @@ class Step:
 
 
 def tflm_steps(info: model_info.ModelInfo) -> list[Step]:
-    return [Step(op.index, op.name, op.macs, tuple(StepOutput(t.index, t.name, t.shape, t.dtype) for t in op.outputs))
+    return [Step(op.index, op.name, op.macs, tuple(StepOutput(t.index, t.name, t.shape, t.dtype) for t in op.outputs),
+                 tuple(op.outputs[0].shape) if op.outputs else ())
             for op in model_info.operators(info)]
 
 
@@ -69,7 +71,8 @@ def aot_steps(info: model_info.ModelInfo) -> list[Step]:
     steps = []
     for i, (s, outs) in enumerate(zip(prog.steps, emit.step_outputs(prog))):
         tensors = [g.tensors[t] for t in outs]
-        steps.append(Step(i, s.label, s.macs, tuple(StepOutput(t.index, t.name, t.shape, t.dtype) for t in tensors)))
+        steps.append(Step(i, s.label, s.macs, tuple(StepOutput(t.index, t.name, t.shape, t.dtype) for t in tensors),
+                          tuple(s.shape)))
     return steps
 
 

@@ -36,7 +36,8 @@ class OnnxFloatModel:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise NanodetError("evaluating an .onnx model needs onnxruntime (pip install onnxruntime)") from exc
+            raise NanodetError("running an .onnx model (the float reference) needs onnxruntime: "
+                               "pip install 'nanodet-mcu[onnx]'") from exc
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         try:

@@ -53,8 +53,8 @@ def run(args) -> int:
     if project.ram:
         print(f"  RAM: the arena holds every tensor and kernel scratch (largest {project.ram['scratch_bytes']:,} "
               f"bytes), planned here; the engine's stack stays within {project.ram['stack_bytes_bound']:,} bytes "
-              "below its caller (ND_KERNELS_STACK_BYTES; the painted peak on QEMU is checked against it by the tests "
-              "and printed by benchmarks/bench_aot_qemu.py)")
+              "below its caller (ND_KERNELS_STACK_BYTES, checked against the painted stack on the emulated "
+              "Cortex-M7)")
     for line in project.aot_placement:
         print(f"  {line}")
     flash = ", ".join(f"{k} {v:,}" for k, v in sorted(project.flash_bytes.items()))

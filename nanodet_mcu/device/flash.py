@@ -51,10 +51,12 @@ def sdk_board(project: Path, sdk: dict) -> str:
         found = _CMAKE_BOARD.search((project / "build" / "CMakeCache.txt").read_text(errors="replace"))
     except OSError:
         found = None
-    name = found.group(1) if found else os.environ.get("MCUX_SDK_BOARD") or names[0]
+    env = os.environ.get("MCUX_SDK_BOARD")
+    name = found.group(1) if found else env or names[0]
     if name not in names:
-        raise NanodetError(f"the image was built for SDK board '{name}', which the board file does not list for "
-                           f"this SDK ({', '.join(names)})")
+        source = "the image was built for" if found else "MCUX_SDK_BOARD (no build yet) names"
+        raise NanodetError(f"{source} SDK board '{name}', which the board file does not list for this SDK "
+                           f"({', '.join(names)})")
     return name
 
 

@@ -16,16 +16,6 @@ def _number(kind, text: str):
     return value
 
 
-def int_at_least(low: int):
-    def parse(text: str) -> int:
-        value = _number(int, text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-    parse.__name__ = f"integer >= {low}"
-    return parse
-
-
 MAX_SECONDS = 1e6  # 11.6 days; far beyond, the operating system's timers overflow (select() with 1e12 s fails)
 
 
@@ -37,13 +27,15 @@ def seconds(text: str) -> float:
     return value
 
 
-def int_within(low: int, high: int, why: str = ""):
+def int_within(low: int, high: int | None = None, why: str = ""):
+    """An integer in low..high (no upper bound when high is None); `why` explains the bound in the message."""
     def parse(text: str) -> int:
         value = _number(int, text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be within {low}..{high}{why}, got {value}")
+        if value < low or (high is not None and value > high):
+            bound = f"at least {low}" if high is None else f"within {low}..{high}"
+            raise argparse.ArgumentTypeError(f"must be {bound}{why}, got {value}")
         return value
-    parse.__name__ = f"integer in {low}..{high}"
+    parse.__name__ = f"integer >= {low}" if high is None else f"integer in {low}..{high}"
     return parse
 
 
@@ -54,5 +46,5 @@ def fraction(text: str) -> float:
     return value
 
 
-positive_int = int_at_least(1)
-non_negative_int = int_at_least(0)
+positive_int = int_within(1)
+non_negative_int = int_within(0)

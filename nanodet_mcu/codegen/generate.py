@@ -76,9 +76,10 @@ def _jinja_env():
                               autoescape=False)
 
 
-def board_config_header(board: boards.Board, copy_sections: tuple[str, ...] = ()) -> str:
-    """nd_board_config.h for `board`, as a project gets it (the QEMU harness of the AOT gates and benchmark too)."""
-    ctx = {"version": __version__, "board": board.data, "flexram": board.flexram, "copy_sections": list(copy_sections)}
+def board_config_header(board: boards.Board) -> str:
+    """nd_board_config.h for `board` without linker sections to copy: the QEMU harness of the AOT gates and the
+    benchmark, which link no [[linker_sections]]."""
+    ctx = {"version": __version__, "board": board.data, "flexram": board.flexram, "copy_sections": []}
     return _jinja_env().get_template("common/nd_board_config.h.j2").render(ctx)
 
 

@@ -108,12 +108,12 @@ def plan(project_dir: str | Path, probe: str = "auto", dry_run: bool = False) ->
     manifest = read_manifest(project)
     image = project / manifest["elf"]
     sdk = _flashable_sdk(manifest, image)
-    if not dry_run and not image.is_file():
-        raise NanodetError(f"{image} is not built yet: run `nanodet-mcu build {project}` first")
-    linkserver, pyocd = linkserver_tool(), pyocd_tool()
     notes: list[str] = []
     if not image.is_file():
+        if not dry_run:
+            raise NanodetError(f"{image} is not built yet: run `nanodet-mcu build {project}` first")
         notes.append(f"{image} is not built yet (nanodet-mcu build {project})")
+    linkserver, pyocd = linkserver_tool(), pyocd_tool()
     if probe == "auto":
         if linkserver is None and pyocd is None:
             if not dry_run:

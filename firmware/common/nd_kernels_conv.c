@@ -102,6 +102,37 @@ ND_FAST_CODE static int nd_conv_rows_direct(const nd_conv_params_t *p)
     return p->in.pstride == p->in.c && p->dw == 1 && p->kh * (n % 4) <= 4 && p->kh < ND_CONV3X2_MAX_SEGMENTS;
 }
 
+/* tails[j]: the m (1..4) bytes at x + j * step + at[i], byte i of the word; the rest zero.  A loop per count, so that
+ * each keeps its offsets in registers (NanoDet's stem: 3 bytes a pixel, one per kernel row). */
+ND_FAST_CODE ND_HOT static void nd_gather_tails(const int8_t *x, int32_t step, const int32_t *at, int m, int n,
+                                                uint32_t *tails)
+{
+    const uint8_t *s = (const uint8_t *)x;
+    const int32_t a0 = at[0], a1 = m > 1 ? at[1] : 0, a2 = m > 2 ? at[2] : 0, a3 = m > 3 ? at[3] : 0;
+    switch (m) {
+        case 1:
+            for (int j = 0; j < n; ++j, s += step) {
+                tails[j] = s[a0];
+            }
+            break;
+        case 2:
+            for (int j = 0; j < n; ++j, s += step) {
+                tails[j] = s[a0] | (uint32_t)s[a1] << 8;
+            }
+            break;
+        case 3:
+            for (int j = 0; j < n; ++j, s += step) {
+                tails[j] = s[a0] | (uint32_t)s[a1] << 8 | (uint32_t)s[a2] << 16;
+            }
+            break;
+        default:
+            for (int j = 0; j < n; ++j, s += step) {
+                tails[j] = s[a0] | (uint32_t)s[a1] << 8 | (uint32_t)s[a2] << 16 | (uint32_t)s[a3] << 24;
+            }
+            break;
+    }
+}
+
 /* Pixels [ox0, ox0 + n) of output row oy whose windows lie inside the map, through nd_conv_rows_direct's segments. */
 ND_FAST_CODE static void nd_conv3x2_window_run(nd_conv3x2_args_t *a, const nd_conv_params_t *p, const int8_t *in,
                                                int oy, int ox0, int n, int8_t *o, uint32_t *tails)
@@ -116,15 +147,14 @@ ND_FAST_CODE static void nd_conv3x2_window_run(nd_conv3x2_args_t *a, const nd_co
         ++count;
     }
     if (nt > 0) {
-        for (int j = 0; j < n; ++j) {
-            uint32_t v = 0;
-            for (int ky = 0; ky < p->kh; ++ky) {
-                for (int t = 0; t < nt; ++t) {
-                    v |= (uint32_t)(uint8_t)x[j * step + ky * row_step + 4 * nw + t] << (8 * (ky * nt + t));
-                }
+        int32_t at[4]; /* the tail bytes' offsets in a window, kernel row by kernel row */
+        int m = 0;
+        for (int ky = 0; ky < p->kh; ++ky) {
+            for (int t = 0; t < nt; ++t) {
+                at[m++] = ky * row_step + 4 * nw + t;
             }
-            tails[j] = v;
         }
+        nd_gather_tails(x, step, at, m, n, tails);
         seg[count].x = (const int8_t *)tails, seg[count].step = 4, seg[count].words = 1;
         ++count;
     }

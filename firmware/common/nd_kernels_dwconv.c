@@ -201,7 +201,7 @@ ND_FAST_CODE void nd_dw_pairs_s1_run(const nd_dw_pairs_args_t *a)
     for (int32_t c = 0; c < a->channels; ++c) {
         const int32_t at = c * a->plane / 4; /* words */
         nd_dw_pairs_channel(a->q + c * ND_DW_PAIRS_WORDS, a->r0 + at, a->r1 + at, a->r2 + at, a->o + c, a->o_step, a->n,
-                            NULL);
+                            a->lut);
     }
 }
 #endif
@@ -211,8 +211,19 @@ ND_FAST_CODE void nd_dwconv3x3_pairs_s8(const nd_conv_params_t *p, const int8_t 
     const int32_t c_n = p->out.c, n = nd_dw_pairs_row(p), row = c_n * n, ops = p->out.pstride;
     int16_t *ring = (int16_t *)scratch, *const zp_row = ring + 3 * row;
     const int16_t zp = (int16_t)(-p->in_offset);
-    for (int32_t i = 0; i < 4 * row; ++i) { /* the padding columns and the zero-point row, once */
-        ring[i] = zp;
+    /* the zero-point row (whole words: row is even), and the padding columns of the three ring rows (extension writes
+     * only the map's columns) */
+    const uint32_t zp2 = (uint16_t)zp * 0x00010001u;
+    for (uint32_t *d = (uint32_t *)(void *)zp_row; d < (uint32_t *)(void *)(zp_row + row); ++d) {
+        *d = zp2;
+    }
+    for (int16_t *plane = ring; plane < zp_row; plane += n) {
+        for (int32_t x = 0; x < p->pad_l; ++x) {
+            plane[x] = zp;
+        }
+        for (int32_t x = p->pad_l + p->in.w; x < n; ++x) {
+            plane[x] = zp;
+        }
     }
     int32_t next = 0; /* next input row to extend */
     for (int32_t oy = 0; oy < p->out.h; ++oy) {
@@ -229,7 +240,7 @@ ND_FAST_CODE void nd_dwconv3x3_pairs_s8(const nd_conv_params_t *p, const int8_t 
             rows[k] = ring + (y % 3) * row;
         }
         int8_t *o = out + oy * p->out.w * ops;
-        const int32_t even = p->lut == NULL ? p->out.w & ~1 : 0; /* the outputs the microkernel takes */
+        const int32_t even = p->out.w & ~1; /* the outputs the microkernel takes */
         if (even > 0) {
             const nd_dw_pairs_args_t a = {(const uint32_t *)(const void *)rows[0],
                                           (const uint32_t *)(const void *)rows[1],
@@ -239,10 +250,11 @@ ND_FAST_CODE void nd_dwconv3x3_pairs_s8(const nd_conv_params_t *p, const int8_t 
                                           o,
                                           ops,
                                           even,
-                                          c_n};
+                                          c_n,
+                                          (const uint8_t *)p->lut};
             nd_dw_pairs_s1_run(&a);
         }
-        for (int32_t c = 0; c < c_n && even < p->out.w; ++c) { /* the rest: a table, or an odd width's last column */
+        for (int32_t c = 0; c < c_n && even < p->out.w; ++c) { /* an odd width's last column */
             const int32_t at = c * n / 2 + even / 2;           /* words */
             nd_dw_pairs_channel(p->wq + c * ND_DW_PAIRS_WORDS, (const uint32_t *)(const void *)rows[0] + at,
                                 (const uint32_t *)(const void *)rows[1] + at,

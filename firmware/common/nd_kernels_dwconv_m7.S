@@ -7,8 +7,8 @@
  *   out0 += x0 w0 + x1 w1 (SMLAD) + w2 x2 (SMLATB),    out1 += w0 x1 (SMLABT) + x2 w1 + x3 w2 (SMLAD).
  * Registers in the loop: r0-r2 the channel's three ring rows, r3/r4 two tap pairs, r5/r6 two weight pairs, r7/r8 the
  * two accumulators, r9 the channel's constants, r10 the output, r11 the output pixel step, r12 the end of row r0,
- * lr the bias.  Requantisation as nd_conv3x2_run's, saturated to int8 (no table: the generator keeps ops with one on
- * the C path). */
+ * lr the bias.  Requantisation as nd_conv3x2_run's, the two outputs side by side in r3-r6 (the table's address, when
+ * there is one, loaded from the frame once the round constant is spent), then saturated to int8 or through the table. */
 #ifndef ND_KERNELS_REFERENCE_ONLY /* as in nd_kernels.h, which is C */
 #define ND_KERNELS_REFERENCE_ONLY 0
 #endif
@@ -31,6 +31,7 @@
     .equ A_OSTEP, 24
     .equ A_N, 28
     .equ A_CHANNELS, 32
+    .equ A_LUT, 36
 
 /* the frame: the current channel's rows (one LDM), then the rest */
     .equ F_R0, 0
@@ -40,7 +41,8 @@
     .equ F_OSTEP, 24
     .equ F_N, 28
     .equ F_CHANNELS, 32
-    .equ FRAME, 36
+    .equ F_LUT, 36
+    .equ FRAME, 40
 
 /* one kernel row: taps from \row, weight pairs at [r9, #\w] */
     .macro ROW row, w, first
@@ -57,44 +59,47 @@
     smlad   r8, r4, r6, r8
     .endm
 
-/* requantise accumulator \acc (constants in r3-r5) and store it at \addr */
-    .macro OUT acc, addr:vararg
-    smmlar  r6, \acc, r3, r4
-    add.w   r6, r6, \acc, asr #31
-    asr.w   r6, r6, r5
+/* requantise the pair's accumulators r7, r8 (channel constants at r9) and store them at [r10] and [r10, r11]:
+ * saturated to int8, or (\lut) through the table */
+    .macro OUT2 lut
+    ldrd    r3, r4, [r9, #28]           /* mult, round */
+    smmlar  r5, r7, r3, r4
+    smmlar  r6, r8, r3, r4
+    add.w   r5, r5, r7, asr #31
+    add.w   r6, r6, r8, asr #31
+    ldr     r3, [r9, #36]               /* rsh */
+    asr.w   r5, r5, r3
+    asr.w   r6, r6, r3
+    .if \lut
+    ldr     r4, [sp, #F_LUT]
+    usat    r5, #8, r5
+    usat    r6, #8, r6
+    ldrb    r5, [r4, r5]
+    ldrb    r6, [r4, r6]
+    .else
+    ssat    r5, #8, r5
     ssat    r6, #8, r6
-    strb.w  r6, \addr
+    .endif
+    strb.w  r5, [r10]
+    strb.w  r6, [r10, r11]
     .endm
 
-    .global nd_dw_pairs_s1_run
-    .type nd_dw_pairs_s1_run, %function
-    .thumb_func
-nd_dw_pairs_s1_run:
-    push    {r4-r11, lr}
-    sub     sp, #FRAME
-    ldm     r0, {r1-r8}                 /* r0, r1, r2, plane, q, o, o_step, n */
-    stm     sp, {r1-r8}
-    ldr     r1, [r0, #A_CHANNELS]
-    str     r1, [sp, #F_CHANNELS]
-.Lchannel:
-    ldm     sp, {r0, r1, r2}
+/* every channel's output row, saturated (\lut 0) or through the table (\lut 1) */
+    .macro CHANNELS lut
+1:  ldm     sp, {r0, r1, r2}
     ldr     r9, [sp, #F_Q]
     ldr     r10, [sp, #F_O]
     ldr     r11, [sp, #F_OSTEP]
     ldr     r12, [sp, #F_N]
     ldr     lr, [r9, #24]               /* bias2 */
     add     r12, r0, r12, lsl #1        /* two outputs per word of r0 */
-.Lpair:
-    ROW     r0, 0, 1
+2:  ROW     r0, 0, 1
     ROW     r1, 8, 0
     ROW     r2, 16, 0
-    ldrd    r3, r4, [r9, #28]           /* mult, round */
-    ldr     r5, [r9, #36]               /* rsh */
-    OUT     r7, [r10]
-    OUT     r8, [r10, r11]
+    OUT2    \lut
     add     r10, r10, r11, lsl #1
     cmp     r0, r12
-    bne     .Lpair
+    bne     2b
     /* the next channel: its rows one plane on, its constants, its output byte */
     ldm     sp, {r0, r1, r2}
     ldr     r3, [sp, #F_PLANE]
@@ -111,9 +116,26 @@ nd_dw_pairs_s1_run:
     ldr     r0, [sp, #F_CHANNELS]
     subs    r0, r0, #1
     str     r0, [sp, #F_CHANNELS]
-    bne     .Lchannel
+    bne     1b
     add     sp, #FRAME
     pop     {r4-r11, pc}
+    .endm
+
+    .global nd_dw_pairs_s1_run
+    .type nd_dw_pairs_s1_run, %function
+    .thumb_func
+nd_dw_pairs_s1_run:
+    push    {r4-r11, lr}
+    sub     sp, #FRAME
+    ldm     r0, {r1-r8}                 /* r0, r1, r2, plane, q, o, o_step, n */
+    stm     sp, {r1-r8}
+    ldrd    r1, r2, [r0, #A_CHANNELS]   /* channels, lut */
+    strd    r1, r2, [sp, #F_CHANNELS]
+    cmp     r2, #0
+    bne     .Lchannels_lut
+    CHANNELS 0
+.Lchannels_lut:
+    CHANNELS 1
     .size nd_dw_pairs_s1_run, . - nd_dw_pairs_s1_run
 
 /* nd_dw4_run on Cortex-M7: ND_KERNEL_DWCONV3X3_SMLA's microkernel (nd_kernels_fast.h; C twin in nd_kernels_dwconv.c),

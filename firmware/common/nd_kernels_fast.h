@@ -236,10 +236,10 @@ void nd_conv3x2_run(const nd_conv3x2_args_t *a);
  * as nd_conv3x2_run's, round including 128 when the op has a table). */
 #define ND_DW_PAIRS_WORDS 10
 
-/* The stride-1 depthwise pairs microkernel: one output row of every channel, no table (nd_kernels_dwconv_m7.S on
- * Cortex-M7, C in nd_kernels_dwconv.c elsewhere).  Channel c reads its ring rows at r0/r1/r2 + c * plane bytes (words
- * of tap pairs from the first window's first column), its constants at q + c * ND_DW_PAIRS_WORDS, and writes n (even)
- * outputs at o + c + x * o_step, two per step. */
+/* The stride-1 depthwise pairs microkernel: one output row of every channel (nd_kernels_dwconv_m7.S on Cortex-M7, C
+ * in nd_kernels_dwconv.c elsewhere).  Channel c reads its ring rows at r0/r1/r2 + c * plane bytes (words of tap pairs
+ * from the first window's first column), its constants at q + c * ND_DW_PAIRS_WORDS, and writes n (even) outputs at
+ * o + c + x * o_step, two per step, through the table lut when there is one. */
 typedef struct {
     const uint32_t *r0, *r1, *r2;
     int32_t plane;
@@ -248,6 +248,7 @@ typedef struct {
     int32_t o_step;
     int32_t n;
     int32_t channels;
+    const uint8_t *lut; /* NULL: no table */
 } nd_dw_pairs_args_t;
 
 void nd_dw_pairs_s1_run(const nd_dw_pairs_args_t *a);

@@ -102,34 +102,16 @@ ND_FAST_CODE static int nd_conv_rows_direct(const nd_conv_params_t *p)
     return p->in.pstride == p->in.c && p->dw == 1 && p->kh * (n % 4) <= 4 && p->kh < ND_CONV3X2_MAX_SEGMENTS;
 }
 
-/* tails[j]: the m (1..4) bytes at x + j * step + at[i], byte i of the word; the rest zero.  A loop per count, so that
- * each keeps its offsets in registers (NanoDet's stem: 3 bytes a pixel, one per kernel row). */
+/* tails[j]: the m (1..4) bytes at x + j * step + at[i], byte i of the word; the rest zero (read from at[0] and masked,
+ * so that one loop serves every m; NanoDet's stem: 3 bytes a pixel, one per kernel row). */
 ND_FAST_CODE ND_HOT static void nd_gather_tails(const int8_t *x, int32_t step, const int32_t *at, int m, int n,
                                                 uint32_t *tails)
 {
     const uint8_t *s = (const uint8_t *)x;
-    const int32_t a0 = at[0], a1 = m > 1 ? at[1] : 0, a2 = m > 2 ? at[2] : 0, a3 = m > 3 ? at[3] : 0;
-    switch (m) {
-        case 1:
-            for (int j = 0; j < n; ++j, s += step) {
-                tails[j] = s[a0];
-            }
-            break;
-        case 2:
-            for (int j = 0; j < n; ++j, s += step) {
-                tails[j] = s[a0] | (uint32_t)s[a1] << 8;
-            }
-            break;
-        case 3:
-            for (int j = 0; j < n; ++j, s += step) {
-                tails[j] = s[a0] | (uint32_t)s[a1] << 8 | (uint32_t)s[a2] << 16;
-            }
-            break;
-        default:
-            for (int j = 0; j < n; ++j, s += step) {
-                tails[j] = s[a0] | (uint32_t)s[a1] << 8 | (uint32_t)s[a2] << 16 | (uint32_t)s[a3] << 24;
-            }
-            break;
+    const int32_t a0 = at[0], a1 = m > 1 ? at[1] : a0, a2 = m > 2 ? at[2] : a0, a3 = m > 3 ? at[3] : a0;
+    const uint32_t mask = m > 3 ? 0xFFFFFFFFu : (1u << (8 * m)) - 1u;
+    for (int j = 0; j < n; ++j, s += step) {
+        tails[j] = (s[a0] | (uint32_t)s[a1] << 8 | (uint32_t)s[a2] << 16 | (uint32_t)s[a3] << 24) & mask;
     }
 }
 

@@ -11,7 +11,7 @@
  *   r8-r10  the three pixels' halfword pairs of one pair of taps       r11, r12  the two channels' weight pairs
  *   lr      end of xe
  * Each pair of taps is one LDM, one LDRD and six SMLADs; the MAC body is unrolled 8 groups of 4 taps deep and entered
- * part-way (Duff's device) so that any k4 runs with a loop test every 32 taps.  With int8 weights (w8) the stream holds
+ * part-way (Duff's device) so that any k4 runs with a loop test every 32 taps (k4 <= 32: a copy without it).  With int8 weights (w8) the stream holds
  * both channels' four taps in two words, extended in the loop, and the doubling of the accumulator goes to the
  * inputs (SADD16 in the extension).  Then the six accumulators are
  * requantised (see nd_kernels_fast.h) with
@@ -156,19 +156,28 @@ nd_conv3x2_run:
     ldrd    r1, r2, [r0, #A_W]
     str     r1, [sp, #F_W]
     str     r2, [sp, #F_WEND]
-    /* MAC entry: skip (8 - groups % 8) % 8 groups of the unrolled body, 64 bytes each (80 with int8 weights) */
+    /* MAC entry: skip (8 - groups % 8) % 8 groups of the unrolled body, 64 bytes each (80 with int8 weights); up to
+     * 8 groups (k4 <= 32: the stem, the 24-channel 1x1s) take the copy of the body without the loop test */
     lsrs    r3, r3, #2
+    cmp     r3, #8
+    ite     ls
+    movls   r4, #1
+    movhi   r4, #0
     rsb     r3, r3, #0
     and     r3, r3, #7
     ldr     r2, [r0, #A_W8]
     cmp     r2, #0
     bne     2f
     adr     r1, .Lmac
-    add     r1, r1, r3, lsl #6
+    cbz     r4, 1f
+    adr     r1, .Lmac_once
+1:  add     r1, r1, r3, lsl #6
     adr     r2, .Lextend16
     b       3f
 2:  adr     r1, .Lmac8
-    add     r1, r1, r3, lsl #6
+    cbz     r4, 1f
+    adr     r1, .Lmac8_once
+1:  add     r1, r1, r3, lsl #6
     add     r1, r1, r3, lsl #4
     adr     r2, .Lextend8
 3:  orr     r1, r1, #1
@@ -268,6 +277,30 @@ nd_conv3x2_run:
     .endif
     cmp     r6, lr
     bne     .Lmac8
+    ldr     pc, [sp, #F_REQ]
+
+/* the same bodies for a single pass */
+    .balign 4
+.Lmac_once:
+    .rept 8
+    TAPS
+    TAPS
+    .endr
+.Lmac_once_end:
+    .if (.Lmac_once_end - .Lmac_once) != 8 * 64
+    .error "the MAC body's groups must be 64 bytes each (the entry arithmetic relies on it)"
+    .endif
+    ldr     pc, [sp, #F_REQ]
+
+    .balign 4
+.Lmac8_once:
+    .rept 8
+    TAPS8
+    .endr
+.Lmac8_once_end:
+    .if (.Lmac8_once_end - .Lmac8_once) != 8 * 80
+    .error "the int8 MAC body's groups must be 80 bytes each (the entry arithmetic relies on it)"
+    .endif
     ldr     pc, [sp, #F_REQ]
 
 .Lreq_lut1:

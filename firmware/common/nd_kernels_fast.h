@@ -168,10 +168,13 @@ static inline uint32_t nd_ld32(const int8_t *p)
 /* Two words at p[off / 4] without moving p: an LDRD the compiler neither hoists nor spills (its operands stay
  * per-iteration values, which keeps hot loops with many constants in registers). */
 #define ND_LD2(a, b, p, off) __asm__("ldrd %0, %1, [%2, #" #off "]" : "=&r"(a), "=&r"(b) : "r"(p) : "memory")
+/* Two words to p, then p += 2 words: one post-indexed STRD (p word aligned; volatile, as p may be dead after it). */
+#define ND_ST2_POST(a, b, p) __asm__ volatile("strd %1, %2, [%0], #8" : "+r"(p) : "r"(a), "r"(b) : "memory")
 #else
 #define ND_LD2_POST(a, b, p) (memcpy(&(a), (p), 4), memcpy(&(b), (p) + 1, 4), (p) += 2)
 #define ND_LD2(a, b, p, off)                                                                                           \
     (memcpy(&(a), (const char *)(p) + (off), 4), memcpy(&(b), (const char *)(p) + (off) + 4, 4))
+#define ND_ST2_POST(a, b, p) (memcpy((p), &(a), 4), memcpy((p) + 1, &(b), 4), (p) += 2)
 #endif
 
 /* The requantisation of nd_conv3x2_run (see there): {mult, round, rsh} at q, through the table lut (NULL: none). */

@@ -377,8 +377,10 @@ class Lowering:
                 continue
             src_ps = self.views.get(x, (n, 1))[0]
             pixels = self.t[x].size // n
-            # the fast spread writes whole words (the odd slots too): only before a direct conv fills those
-            fast = early and g == 0 and n % 4 == 0 and (self.views.get(x, (n, 1))[1] == 1)
+            # the fast spread writes whole words (the odd slots too): only before a direct conv fills those; it moves
+            # aligned word pairs (LDRD/STRD), so the source's channels start on a word
+            fast = early and g == 0 and n % 4 == 0 and (self.views.get(x, (n, 1))[1] == 1) \
+                and src_ps % 4 == 0 and self.alias.get(x, (x, 0))[1] % 4 == 0
             calls.append(Call("nd_copy_s8", kernels.Copy(2, (pixels, n), (src_ps, 1), (2 * n, 2),
                                                          kernels.COPY_SPREAD2 if fast else kernels.REF),
                               (Ref(x), Ref(sh.y, g))))

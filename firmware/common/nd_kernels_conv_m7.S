@@ -51,7 +51,7 @@
     .equ F_LUT, 8
     .equ F_XE, 12
     .equ F_XEEND, 16   /* F_XE, F_XEEND: one LDRD */
-    .equ F_WEND, 20
+    .equ F_FREE, 20    /* unused */
     .equ F_MAC, 24     /* entry into the unrolled MAC body (Thumb address) */
     .equ F_REQ, 28     /* requantisation variant (Thumb address) */
     .equ F_W, 32
@@ -129,8 +129,7 @@
     \out    r3, [r6, r8]
     \out    r1, [r6], #\cs
     str     r6, [sp, #F_O]
-    ldr     r0, [sp, #F_WEND]
-    cmp     r7, r0
+    tst     r12, #0x80000000            /* c+1's rsh word: another block follows */
     bne     .Lblock
     b       .Ltriple_end
     .endm
@@ -153,9 +152,8 @@ nd_conv3x2_run:
     add     r1, r3, r3, lsl #1
     add     r1, r2, r1, lsl #1          /* xe + 6 k4 */
     strd    r2, r1, [sp, #F_XE]
-    ldrd    r1, r2, [r0, #A_W]
+    ldr     r1, [r0, #A_W]                 /* (w_end is for the C twin: the stream flags its last block) */
     str     r1, [sp, #F_W]
-    str     r2, [sp, #F_WEND]
     /* MAC entry: skip (8 - groups % 8) % 8 groups of the unrolled body, 64 bytes each (80 with int8 weights); up to
      * 8 groups (k4 <= 32: the stem, the 24-channel 1x1s) take the copy of the body without the loop test */
     lsrs    r3, r3, #2

@@ -180,7 +180,7 @@ static inline uint32_t nd_ld32(const int8_t *p)
 /* The requantisation of nd_conv3x2_run (see there): {mult, round, rsh} at q, through the table lut (NULL: none). */
 static inline int8_t nd_requant_q(int32_t acc2, const int32_t *q, const uint8_t *lut)
 {
-    const int32_t t = (nd_smmlar(acc2, q[0], q[1]) + (acc2 >> 31)) >> q[2];
+    const int32_t t = (nd_smmlar(acc2, q[0], q[1]) + (acc2 >> 31)) >> (q[2] & 31); /* & 31: the conv's flag bit */
     if (lut != NULL) {
         return (int8_t)lut[t < 0 ? 0 : t > 255 ? 255 : t];
     }
@@ -204,7 +204,8 @@ int32_t nd_conv2d_3x2_buffer_size(const nd_conv_params_t *p);
  *   k4 weight words: per 4 taps t..t+3, the halfword pairs (2w[c][t], 2w[c][t+2]), (2w[c+1][t], 2w[c+1][t+2]), then
  *     (2w[c][t+1], 2w[c][t+3]), (2w[c+1][t+1], 2w[c+1][t+3]), the order SXTB16 extends input words in;
  *   6 requantisation words: {mult, round, rsh} of c, then of c+1, where round = 2^(rsh-1) + (zp << rsh), zp the
- *     output zero point plus 128 when the op has a table (the requantised value then indexes it directly).
+ *     output zero point plus 128 when the op has a table (the requantised value then indexes it directly); c+1's
+ *     rsh word has bit 31 set when another block follows (the loop's test; a register shift reads the low byte).
  * Requantisation: t = ((2 acc * mult + 2^31) >> 32) + round, minus 1 for a negative accumulator, then >> rsh: the
  * high multiply as SMMLAR, and RoundingDivideByPOT's tie-break by the accumulator's sign, which is the sign of the
  * high product for mult >= 0.  Then USAT to [0, 255] and the table, or SSAT to int8. */

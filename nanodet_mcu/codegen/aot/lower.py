@@ -538,7 +538,9 @@ class Lowering:
             words = ((lo & 0xFFFF) | ((hi & 0xFFFF) << 16)).reshape(out_c // 2, 2, k4 // 4, 2)  # (.., half)
             words = words.transpose(0, 2, 3, 1).reshape(out_c // 2, k4)  # per block: group, half, channel
         words = _wrap32(words)
-        blocks = np.concatenate([np.tile(bias2.reshape(-1, 2), 3), words, rq.reshape(-1, 6)], axis=1)
+        rq = rq.reshape(-1, 6).astype(np.int64)
+        rq[:-1, 5] |= 1 << 31  # "another block follows" (the microkernel's loop test; shifts read the low byte)
+        blocks = np.concatenate([np.tile(bias2.reshape(-1, 2), 3), words, _wrap32(rq)], axis=1)
         return dataclasses.replace(ref, kernel=kernels.CONV_3X2, weights=None, bias=None, mult=None, shift=None,
                                    wq=self.const("int32_t", blocks.reshape(-1).astype(np.int32), "wq"), k4=k4,
                                    w8=int(w8))

@@ -75,14 +75,16 @@ ND_FAST_CODE ND_NO_LIBCALLS static void nd_patches(const nd_conv_params_t *p, co
 /* n pixels whose inputs are `count` segments (pixel j's words of segment s at s.x + j * s.step), outputs o_step bytes
  * apart: the whole triples in one run, then each pixel left over as a triple of itself (steps 0: it is computed three
  * times and written three times to the same place). */
-ND_FAST_CODE static void nd_conv3x2_pixels(nd_conv3x2_args_t *a, const nd_conv3x2_seg_t *seg, int count, int8_t *o,
-                                           int32_t o_step, int32_t n)
+ND_FAST_CODE ND_NO_LIBCALLS static void nd_conv3x2_pixels(nd_conv3x2_args_t *a, const nd_conv3x2_seg_t *seg, int count,
+                                                          int8_t *o, int32_t o_step, int32_t n)
 {
     nd_conv3x2_seg_t run[ND_CONV3X2_MAX_SEGMENTS];
     a->segs = run, a->segs_end = run + count;
     a->o = o, a->o_step = o_step, a->n = n / 3;
     if (a->n > 0) {
-        memcpy(run, seg, (size_t)count * sizeof run[0]);
+        for (int s = 0; s < count; ++s) { /* a loop, not memcpy: at most four segments */
+            run[s] = seg[s];
+        }
         nd_conv3x2_run(a);
     }
     for (int32_t j = n - n % 3; j < n; ++j) {

@@ -193,6 +193,9 @@ def _cases():
                                    [(1, 10, 14, 8), (1, 5, 7, 8)], [(-1.0, 1.0), (-3.0, 2.0)]),
         "resize_add_down2": lambda: ((lambda a, b: a + tf.compat.v1.image.resize_bilinear(b, [4, 5])),
                                      [(1, 4, 5, 4), (1, 8, 10, 4)], [(-1.0, 2.0), (-1.0, 1.0)]),
+        # exactly half in both axes with half-pixel centres: every sample a 2x2 block's mean (the fast RESIZE_HALF)
+        "resize_add_half": lambda: ((lambda a, b: a + tf.compat.v1.image.resize_bilinear(
+            b, [4, 5], half_pixel_centers=True)), [(1, 4, 5, 8), (1, 8, 10, 8)], [(-1.0, 2.0), (-1.5, 1.0)]),
         "resize_add_align_half": lambda: ((lambda a, b: a + tf.compat.v1.image.resize_bilinear(
             b, [7, 5], align_corners=True)), [(1, 7, 5, 12), (1, 4, 3, 12)], [(-1.0, 1.0), (-1.0, 1.0)]),
         "stem_pad_maxpool": lambda: _stem("pad"),

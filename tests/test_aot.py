@@ -99,8 +99,9 @@ class _ResizeParams(ctypes.Structure):  # nd_resize_params_t
                 ("half_pixel_centers", ctypes.c_int16), ("kernel", ctypes.c_int)]
 
 
-def test_resize_sources_match_the_c_and_pick_the_quarter_kernel():
-    """kernels.resize_sources (which picks RESIZE_QUARTER) against nd_resize_source, on NanoDet's and odd sizes."""
+def test_resize_sources_match_the_c_and_pick_the_fast_kernels():
+    """kernels.resize_sources (which picks RESIZE_QUARTER and RESIZE_HALF) against nd_resize_source, on NanoDet's and
+    odd sizes."""
     lib = ctypes.CDLL(str(HostModel(model_info.load(aot_models.build("conv1x1_relu"))).lib_path))
     lib.nd_resize_source.restype = None
     out = [ctypes.c_int32() for _ in range(3)]
@@ -117,6 +118,13 @@ def test_resize_sources_match_the_c_and_pick_the_quarter_kernel():
     assert kernels.resize_quarter(kernels.Resize(*quarter, 0, 1))  # NanoDet's 2x up (weights 1/4, 3/4)
     assert kernels.resize_quarter(kernels.Resize(*quarter[::-1], 0, 1))  # and 1/2 down (1/2, 1/2)
     assert not kernels.resize_quarter(kernels.Resize(kernels.FMap(5, 6, 8, 8), kernels.FMap(9, 13, 8, 8), 1, 0))
+    assert kernels.resize_half(kernels.Resize(*quarter[::-1], 0, 1))  # the 1/2 down is a 2x2 block's mean
+    assert not kernels.resize_half(kernels.Resize(*quarter, 0, 1))
+    assert not kernels.resize_half(kernels.Resize(*quarter[::-1], 0, 0))  # no half-pixel centres: weights 1, 0
+    assert not kernels.resize_half(kernels.Resize(kernels.FMap(10, 9, 8, 8), kernels.FMap(5, 4, 8, 8), 0, 1))
+    # the sample of a block summing to s: TFLM's weights (512 / 1024)^2 each, rounded half away from zero
+    assert [kernels.resize_half_sample(s) for s in (-512, -7, -6, -2, -1, 0, 1, 2, 5, 6, 508)] == \
+        [-128, -2, -2, -1, 0, 0, 0, 1, 1, 2, 127]
 
 
 def test_quantize_multiplier_edges():

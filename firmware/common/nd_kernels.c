@@ -149,6 +149,9 @@ int32_t nd_resize_add_s8_get_buffer_size(const nd_resize_add_params_t *p)
             return 0;
 #if !ND_KERNELS_REFERENCE_ONLY
         case ND_KERNEL_ADD_SMMULR: /* one row of the resized map, and with RESIZE_QUARTER a row of vertical sums */
+            if (p->resize.kernel == ND_KERNEL_RESIZE_HALF) {
+                return 0; /* straight from the map */
+            }
             return p->add.out.w * p->add.out.c +
                    (p->resize.kernel == ND_KERNEL_RESIZE_QUARTER ? 2 * p->resize.in.w * p->resize.in.c : 0);
 #endif

@@ -82,6 +82,7 @@ typedef enum {
     ND_KERNEL_COPY_INTERLEAVE2, /* copy that interleaves two channel runs (the channel shuffle's transpose) */
     ND_KERNEL_COPY_SPREAD2,     /* copy into every other channel of a shuffled map, whole words (see below) */
     ND_KERNEL_RESIZE_QUARTER,   /* RESIZE_BILINEAR (inside the fast ADD) whose weights are multiples of 1/4 */
+    ND_KERNEL_RESIZE_HALF,      /* RESIZE_BILINEAR (inside the fast ADD): every sample the mean of a 2x2 block */
 } nd_kernel_t;
 
 /* A feature map view: c elements per pixel are used, pixels pstride elements apart, rows w * pstride apart, channels
@@ -192,6 +193,7 @@ static inline int32_t nd_bilinear(int32_t p00, int32_t p01, int32_t p10, int32_t
 typedef struct {
     nd_add_params_t add;
     nd_resize_params_t resize;
+    const int32_t *half_t2; /* RESIZE_HALF: ADD's term for the sample of a 2x2 block, by the block's sum + 512 */
 } nd_resize_add_params_t;
 
 void nd_resize_add_s8(const nd_resize_add_params_t *p, const int8_t *a, const int8_t *x, int8_t *out, void *scratch);

@@ -116,29 +116,48 @@ ND_FAST_CODE void nd_maxpool_rows_s8x4(const nd_pool_params_t *q, const int8_t *
     }
 }
 
-/* n elements of ADD over dense runs (ND_KERNEL_ADD_SMMULR; generator: shift in [-22, -1], tables holding twice TFLM's
- * terms): the output multiplier is positive, so the sum's high multiply and the rounding term (with the output offset
- * folded in) are one SMMLAR, and RoundingDivideByPOT's tie-break comes from the sum's sign, as in the conv kernel. */
+/* ADD (ND_KERNEL_ADD_SMMULR; generator: shift in [-22, -1], tables holding twice TFLM's terms): the output multiplier
+ * is positive, so the sum's high multiply and the rounding term (with the output offset folded in) are one SMMLAR, and
+ * RoundingDivideByPOT's tie-break comes from the sum's sign, as in the conv kernel. */
+typedef struct {
+    int32_t mult, rnd, lo, hi;
+    int e;
+} nd_add_k_t;
+
+static inline nd_add_k_t nd_add_k(const nd_add_params_t *p)
+{
+    const int e = -p->shift;
+    const nd_add_k_t k = {p->mult, ((int32_t)1 << (e - 1)) + (int32_t)((uint32_t)p->out_offset << e), p->act_min,
+                          p->act_max, e};
+    return k;
+}
+
+/* The output for the sum of the two table terms; `full` (a constant where inlined): the activation range is int8's. */
+static inline __attribute__((always_inline)) int8_t nd_add_out(const nd_add_k_t *k, int32_t sum2, int full)
+{
+    int32_t v = (nd_smmlar(sum2, k->mult, k->rnd) + (sum2 >> 31)) >> k->e;
+    if (full) {
+        return (int8_t)nd_sat8(v);
+    }
+    v = v < k->lo ? k->lo : v;
+    v = v > k->hi ? k->hi : v;
+    return (int8_t)v;
+}
+
+/* n elements over dense runs */
 ND_FAST_CODE ND_HOT static void nd_add_run(const nd_add_params_t *p, const int8_t *a, const int8_t *b, int8_t *out,
                                            int32_t n)
 {
-    const int e = -p->shift;
+    const nd_add_k_t k = nd_add_k(p);
     const int32_t *t1 = p->t1 + 128, *t2 = p->t2 + 128;
-    const int32_t mult = p->mult, lo = p->act_min, hi = p->act_max;
-    const int32_t rnd = ((int32_t)1 << (e - 1)) + (int32_t)((uint32_t)p->out_offset << e);
-    if (lo == -128 && hi == 127) {
+    if (k.lo == -128 && k.hi == 127) {
         for (int32_t i = 0; i < n; ++i) {
-            const int32_t sum2 = t1[a[i]] + t2[b[i]];
-            out[i] = (int8_t)nd_sat8((nd_smmlar(sum2, mult, rnd) + (sum2 >> 31)) >> e);
+            out[i] = nd_add_out(&k, t1[a[i]] + t2[b[i]], 1);
         }
         return;
     }
     for (int32_t i = 0; i < n; ++i) {
-        const int32_t sum2 = t1[a[i]] + t2[b[i]];
-        int32_t v = (nd_smmlar(sum2, mult, rnd) + (sum2 >> 31)) >> e;
-        v = v < lo ? lo : v;
-        v = v > hi ? hi : v;
-        out[i] = (int8_t)v;
+        out[i] = nd_add_out(&k, t1[a[i]] + t2[b[i]], 0);
     }
 }
 
@@ -240,11 +259,56 @@ ND_FAST_CODE ND_NO_LIBCALLS static void nd_resize_quarter_row(const nd_resize_pa
     }
 }
 
-/* RESIZE_BILINEAR fused into ADD (generator: dense maps, as nd_add_run): a row of the resized map in scratch
- * (out.w * c bytes; RESIZE_QUARTER: then 2 * in.w * c bytes of vertical sums), then that row of the ADD. */
+/* ND_KERNEL_RESIZE_HALF (generator: out = in / 2 in both axes with half-pixel centres, so that sample (y, x) is the
+ * 2x2 block at (2y, 2x) weighted 1/2 x 1/2; channels a multiple of 4, dense maps).  TFLM's sample is then a function of
+ * the block's sum s in [-512, 508] alone, and so is ADD's term for it: half_t2[s + 512], the generator's table, one
+ * load where RESIZE_QUARTER rounds in lanes and indexes t2.  The sums of four channels in two words of halfword lanes
+ * (SXTB16, SADD16): channels (c, c + 2), then (c + 1, c + 3). */
+static inline __attribute__((always_inline)) void
+nd_resize_half_add_rows(const nd_resize_add_params_t *p, const int8_t *a, const int8_t *x, int8_t *out, int full)
+{
+    const nd_add_k_t k = nd_add_k(&p->add);
+    const int32_t *t1 = p->add.t1 + 128, *ts = p->half_t2 + 512;
+    const int32_t c_n = p->resize.in.c, in_row = p->resize.in.w * c_n;
+    for (int32_t y = 0; y < p->resize.out.h; ++y) {
+        const int8_t *r = x + 2 * y * in_row;
+        for (int32_t xo = 0; xo < p->resize.out.w; ++xo, r += c_n) {
+            for (const int8_t *const end = r + c_n; r != end; r += 4, a += 4, out += 4) {
+                const uint32_t u0 = nd_ld32(r), u1 = nd_ld32(r + c_n), u2 = nd_ld32(r + in_row),
+                               u3 = nd_ld32(r + in_row + c_n);
+                const uint32_t ev =
+                    nd_sadd16(nd_sadd16(nd_sxtb16(u0), nd_sxtb16(u1)), nd_sadd16(nd_sxtb16(u2), nd_sxtb16(u3)));
+                const uint32_t od = nd_sadd16(nd_sadd16(nd_sxtb16_ror8(u0), nd_sxtb16_ror8(u1)),
+                                              nd_sadd16(nd_sxtb16_ror8(u2), nd_sxtb16_ror8(u3)));
+                out[0] = nd_add_out(&k, t1[a[0]] + ts[(int16_t)ev], full);
+                out[1] = nd_add_out(&k, t1[a[1]] + ts[(int16_t)od], full);
+                out[2] = nd_add_out(&k, t1[a[2]] + ts[(int32_t)ev >> 16], full);
+                out[3] = nd_add_out(&k, t1[a[3]] + ts[(int32_t)od >> 16], full);
+            }
+        }
+    }
+}
+
+ND_FAST_CODE ND_HOT static void nd_resize_half_add(const nd_resize_add_params_t *p, const int8_t *a, const int8_t *x,
+                                                   int8_t *out)
+{
+    if (p->add.act_min == -128 && p->add.act_max == 127) {
+        nd_resize_half_add_rows(p, a, x, out, 1);
+    } else {
+        nd_resize_half_add_rows(p, a, x, out, 0);
+    }
+}
+
+/* RESIZE_BILINEAR fused into ADD (generator: dense maps, as nd_add_run): RESIZE_HALF straight from the map; otherwise
+ * a row of the resized map in scratch (out.w * c bytes; RESIZE_QUARTER: then 2 * in.w * c bytes of vertical sums),
+ * then that row of the ADD. */
 ND_FAST_CODE void nd_resize_add_smmulr_s8(const nd_resize_add_params_t *p, const int8_t *a, const int8_t *x,
                                           int8_t *out, void *scratch)
 {
+    if (p->resize.kernel == ND_KERNEL_RESIZE_HALF) {
+        nd_resize_half_add(p, a, x, out);
+        return;
+    }
     int8_t *row = (int8_t *)scratch;
     const int32_t row_n = p->add.out.w * p->add.out.c;
     uint32_t *v = (uint32_t *)(void *)(row + row_n); /* word aligned: row_n is a multiple of 4 with RESIZE_QUARTER */

@@ -22,6 +22,7 @@ static inline uint32_t nd_sxtb16_ror8(uint32_t x)
     __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x)); /* GCC 12 does not fold the rotate into SXTB16 */
     return r;
 }
+#define nd_sadd16(a, b) ((uint32_t)__sadd16((a), (b)))
 #define nd_smlad(a, b, acc) ((int32_t)__smlad((a), (b), (acc)))
 #define nd_smlabb(a, b, acc) ((int32_t)__smlabb((a), (b), (acc)))
 #define nd_smlatt(a, b, acc) ((int32_t)__smlatt((a), (b), (acc)))
@@ -67,6 +68,10 @@ static inline uint32_t nd_sxtb16(uint32_t x)
 static inline uint32_t nd_sxtb16_ror8(uint32_t x)
 {
     return nd_sxtb16((x >> 8) | (x << 24));
+}
+static inline uint32_t nd_sadd16(uint32_t a, uint32_t b)
+{
+    return ((a + b) & 0xFFFFu) | (((a >> 16) + (b >> 16)) << 16);
 }
 static inline int32_t nd_smlad(uint32_t a, uint32_t b, int32_t acc)
 {

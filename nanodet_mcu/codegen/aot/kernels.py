@@ -30,6 +30,7 @@ ADD_SMMULR = CName("ND_KERNEL_ADD_SMMULR")
 COPY_INTERLEAVE2 = CName("ND_KERNEL_COPY_INTERLEAVE2")
 COPY_SPREAD2 = CName("ND_KERNEL_COPY_SPREAD2")
 RESIZE_QUARTER = CName("ND_KERNEL_RESIZE_QUARTER")
+RESIZE_HALF = CName("ND_KERNEL_RESIZE_HALF")
 
 COPY_MAX_DIMS = 6  # ND_COPY_MAX_DIMS
 
@@ -167,6 +168,7 @@ class ResizeAdd(CStruct):
     c_type = "nd_resize_add_params_t"
     add: Add
     resize: Resize
+    half_t2: Const | None = None  # RESIZE_HALF: ADD's term by the 2x2 block's sum + 512
 
 
 @dataclass(frozen=True)
@@ -220,7 +222,7 @@ def conv_scratch(p: Conv) -> int:
 def resize_add_scratch(p: ResizeAdd) -> int:
     """nd_resize_add_s8_get_buffer_size: one row of the resized map for the fast kernel (RESIZE_QUARTER: then a row of
     vertical sums, two bytes per input element)."""
-    if p.add.kernel != ADD_SMMULR:
+    if p.add.kernel != ADD_SMMULR or p.resize.kernel == RESIZE_HALF:
         return 0
     return p.add.out.w * p.add.out.c + (2 * p.resize.in_.w * p.resize.in_.c if p.resize.kernel == RESIZE_QUARTER else 0)
 
@@ -251,6 +253,21 @@ def resize_quarter(p: Resize) -> bool:
     return (p.in_.c % 4 == 0 and p.in_.pstride == p.in_.c and p.out.pstride == p.out.c
             and all(lo == hi or (f % 256 == 0 and 0 <= f < 1024)
                     for axis in (0, 1) for lo, hi, f in resize_sources(p, axis)))
+
+
+def resize_half(p: Resize) -> bool:
+    """ND_KERNEL_RESIZE_HALF applies: sample (y, x) is the 2x2 block at (2y, 2x) weighted 1/2 x 1/2 (half-pixel
+    centres, out = in / 2), channels a multiple of 4, dense maps."""
+    return (p.in_.c % 4 == 0 and p.in_.pstride == p.in_.c and p.out.pstride == p.out.c
+            and all(src == (2 * o, 2 * o + 1, 512)
+                    for axis in (0, 1) for o, src in enumerate(resize_sources(p, axis))))
+
+
+def resize_half_sample(s: int) -> int:
+    """TFLM's RESIZE_BILINEAR sample of a 2x2 block whose values sum to s, each weighted (512 / 1024)^2, as
+    nd_bilinear_round rounds it."""
+    v = s << 18
+    return (v + (1 << 19) - (v <= 0)) >> 20
 
 
 def conv_pool_scratch(p: ConvPool) -> int:

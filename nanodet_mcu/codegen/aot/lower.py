@@ -856,7 +856,11 @@ class Lowering:
             x, rp = resize.inputs[0], self._resize_params(resize)
             params = kernels.ResizeAdd(ref, rp)
             fast_params = None
-            if fast:  # inside the fast ADD, ND_KERNEL_RESIZE_QUARTER where every weight is a multiple of 1/4
+            if fast and kernels.resize_half(rp):  # ADD's term by the 2x2 block's sum (kernels.resize_half_sample)
+                half_t2 = np.array([2 * int(t2[kernels.resize_half_sample(s) + 128]) for s in range(-512, 509)])
+                fast_params = kernels.ResizeAdd(fast, dataclasses.replace(rp, kernel=kernels.RESIZE_HALF),
+                                                self.const("int32_t", half_t2.astype(np.int32), "half"))
+            elif fast:  # inside the fast ADD, ND_KERNEL_RESIZE_QUARTER where every weight is a multiple of 1/4
                 q = dataclasses.replace(rp, kernel=kernels.RESIZE_QUARTER) if kernels.resize_quarter(rp) else rp
                 fast_params = kernels.ResizeAdd(fast, q)
             scratch = self._new_scratch(0, kernels.resize_add_scratch(fast_params) if fast else 0)

@@ -12,19 +12,27 @@ ND_FAST_CODE int32_t nd_dwconv3x3_smla_buffer_size(const nd_conv_params_t *p)
 }
 
 /* A border window as a 3x3 patch of c-byte pixels, the input zero point standing in for the taps outside the map:
- * those then contribute exactly 0 (the bias has the input offset folded in), like the taps TFLM skips. */
-ND_FAST_CODE static void nd_dw_border_patch(const nd_conv_params_t *p, const int8_t *in, int iy, int ix, int8_t *patch)
+ * those then contribute exactly 0 (the bias has the input offset folded in), like the taps TFLM skips.  Word loops
+ * (c a multiple of 4): the C library's memcpy and memset go byte by byte. */
+ND_FAST_CODE ND_NO_LIBCALLS static void nd_dw_border_patch(const nd_conv_params_t *p, const int8_t *in, int iy, int ix,
+                                                           int8_t *patch)
 {
     const int c_n = p->out.c, ps = p->in.pstride;
     const int32_t row = (int32_t)p->in.w * ps;
-    const int8_t zp = (int8_t)(-p->in_offset);
+    const uint32_t zp4 = (uint8_t)(-p->in_offset) * 0x01010101u;
     for (int t = 0; t < 9; ++t) {
         const int y = iy + t / 3, x = ix + t % 3;
         int8_t *d = patch + t * c_n;
         if (y < 0 || y >= p->in.h || x < 0 || x >= p->in.w) {
-            memset(d, (unsigned char)zp, (size_t)c_n);
+            for (int c = 0; c < c_n; c += 4) {
+                memcpy(d + c, &zp4, 4);
+            }
         } else {
-            memcpy(d, in + (int32_t)y * row + x * ps, (size_t)c_n);
+            const int8_t *s = in + (int32_t)y * row + x * ps;
+            for (int c = 0; c < c_n; c += 4) {
+                const uint32_t v = nd_ld32(s + c);
+                memcpy(d + c, &v, 4);
+            }
         }
     }
 }

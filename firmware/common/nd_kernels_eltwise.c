@@ -199,10 +199,19 @@ ND_FAST_CODE static void nd_resize_row(const nd_resize_params_t *r, const int8_t
  * in [0, 4080]) in two 16-bit lanes per word, channels (c, c + 2) and (c + 1, c + 3), where plain multiplies and adds
  * stay within their lanes: first a row of vertical sums (per input pixel and four channels, the two lane words of
  * ay u(y0) + by u(y1), u = x + 128), then per output pixel ax v(x0) + bx v(x1) and the rounding. */
+/* per lane s + 7 + [S > 0], i.e. + 8 where S + 2048 >= 2049, else + 7: the sample + 128 at bits 4..11 of each lane */
 ND_FAST_CODE static inline uint32_t nd_quarter_round(uint32_t s)
 {
-    s += 0x00070007u + (((s + 0x07FF07FFu) >> 12) & 0x00010001u); /* + 7 + [S > 0]: S + 2048 + 2047 >= 4096 */
-    return (s >> 4) & 0x00FF00FFu;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__)
+    uint32_t add; /* USUB16 sets each lane's GE flags where s >= 2049, SEL picks 8 there and 7 elsewhere */
+    __asm__("usub16 %0, %1, %2\n\tsel %0, %3, %4"
+            : "=&r"(add)
+            : "r"(s), "r"(0x08010801u), "r"(0x00080008u), "r"(0x00070007u)
+            : "cc");
+    return s + add; /* lanes stay below 4096: no carry between them */
+#else
+    return s + 0x00070007u + (((s + 0x07FF07FFu) >> 12) & 0x00010001u); /* S + 2048 + 2047 >= 4096 */
+#endif
 }
 
 /* weights in quarters (a, b) of a row or column from nd_resize_source's fraction (a clamped edge: one pixel) */
@@ -225,8 +234,8 @@ ND_FAST_CODE ND_HOT static void nd_quarter_pixel(const uint32_t *v0, const uint3
                                                  int c_n, int8_t *o)
 {
     for (int c = 0; c < c_n; c += 4, v0 += 2, v1 += 2, o += 4) {
-        const uint32_t r = nd_quarter_round(v0[0] * a + v1[0] * b) | nd_quarter_round(v0[1] * a + v1[1] * b) << 8;
-        const uint32_t w = r ^ 0x80808080u;
+        const uint32_t s = nd_quarter_round(v0[0] * a + v1[0] * b), t = nd_quarter_round(v0[1] * a + v1[1] * b);
+        const uint32_t w = (((s >> 4) & 0x00FF00FFu) | ((t << 4) & 0xFF00FF00u)) ^ 0x80808080u; /* t's lanes: 8 up */
         memcpy(o, &w, 4);
     }
 }

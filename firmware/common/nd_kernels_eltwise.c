@@ -281,8 +281,8 @@ nd_resize_half_add_rows(const nd_resize_add_params_t *p, const int8_t *a, const 
     const int32_t c_n = p->resize.in.c, in_row = p->resize.in.w * c_n;
     for (int32_t y = 0; y < p->resize.out.h; ++y) {
         const int8_t *r = x + 2 * y * in_row;
-        for (int32_t xo = 0; xo < p->resize.out.w; ++xo, r += c_n) {
-            for (const int8_t *const end = r + c_n; r != end; r += 4, a += 4, out += 4) {
+        for (int32_t xo = 0; xo < p->resize.out.w; ++xo, r += c_n) { /* the block's second column, skipped */
+            for (const int8_t *const end = r + c_n; r != end; r += 4, a += 4, out += 4) { /* its first column */
                 const uint32_t u0 = nd_ld32(r), u1 = nd_ld32(r + c_n), u2 = nd_ld32(r + in_row),
                                u3 = nd_ld32(r + in_row + c_n);
                 const uint32_t ev =

@@ -221,7 +221,7 @@ def conv_scratch(p: Conv) -> int:
 
 def resize_add_scratch(p: ResizeAdd) -> int:
     """nd_resize_add_s8_get_buffer_size: one row of the resized map for the fast kernel (RESIZE_QUARTER: then a row of
-    vertical sums, two bytes per input element)."""
+    vertical sums, two bytes per input element; RESIZE_HALF: none, it reads the map)."""
     if p.add.kernel != ADD_SMMULR or p.resize.kernel == RESIZE_HALF:
         return 0
     return p.add.out.w * p.add.out.c + (2 * p.resize.in_.w * p.resize.in_.c if p.resize.kernel == RESIZE_QUARTER else 0)

@@ -250,56 +250,34 @@ nd_conv3x2_run:
     ldrd    r6, lr, [sp, #F_XE]
     ldr     pc, [sp, #F_MAC]
 
+/* One group of 4 taps with int16 weights: two pairs (64 bytes). */
+    .macro GROUP16
+    TAPS
+    TAPS
+    .endm
+
+/* The MAC body at \label: 8 groups (\group, \bytes each: the entry arithmetic relies on it), then with \loop the
+ * loop test every 32 taps, and the jump to the requantisation. */
+    .macro MAC_BODY label, group, bytes, loop
     .balign 4
-.Lmac:
+\label:
     .rept 8
-    TAPS
-    TAPS
+    \group
     .endr
-.Lmac_end:
-    .if (.Lmac_end - .Lmac) != 8 * 64
-    .error "the MAC body's groups must be 64 bytes each (the entry arithmetic relies on it)"
+    .if (. - \label) != 8 * \bytes
+    .error "a MAC body's groups must be of the size the entry arithmetic assumes"
     .endif
+    .if \loop
     cmp     r6, lr
-    bne     .Lmac
-    ldr     pc, [sp, #F_REQ]
-
-    .balign 4
-.Lmac8:
-    .rept 8
-    TAPS8
-    .endr
-.Lmac8_end:
-    .if (.Lmac8_end - .Lmac8) != 8 * 80
-    .error "the int8 MAC body's groups must be 80 bytes each (the entry arithmetic relies on it)"
-    .endif
-    cmp     r6, lr
-    bne     .Lmac8
-    ldr     pc, [sp, #F_REQ]
-
-/* the same bodies for a single pass */
-    .balign 4
-.Lmac_once:
-    .rept 8
-    TAPS
-    TAPS
-    .endr
-.Lmac_once_end:
-    .if (.Lmac_once_end - .Lmac_once) != 8 * 64
-    .error "the MAC body's groups must be 64 bytes each (the entry arithmetic relies on it)"
+    bne     \label
     .endif
     ldr     pc, [sp, #F_REQ]
+    .endm
 
-    .balign 4
-.Lmac8_once:
-    .rept 8
-    TAPS8
-    .endr
-.Lmac8_once_end:
-    .if (.Lmac8_once_end - .Lmac8_once) != 8 * 80
-    .error "the int8 MAC body's groups must be 80 bytes each (the entry arithmetic relies on it)"
-    .endif
-    ldr     pc, [sp, #F_REQ]
+    MAC_BODY .Lmac, GROUP16, 64, 1
+    MAC_BODY .Lmac8, TAPS8, 80, 1
+    MAC_BODY .Lmac_once, GROUP16, 64, 0   /* k4 <= 32: a single pass */
+    MAC_BODY .Lmac8_once, TAPS8, 80, 0
 
 .Lreq_lut1:
     REQUANT OUT_LUT, 1

@@ -11,10 +11,10 @@
  *   r8-r10  the three pixels' halfword pairs of one pair of taps       r11, r12  the two channels' weight pairs
  *   lr      end of xe
  * Each pair of taps is one LDM, one LDRD and six SMLADs; the MAC body is unrolled 8 groups of 4 taps deep and entered
- * part-way (Duff's device) so that any k4 runs with a loop test every 32 taps (k4 <= 32: a copy without it).  With int8 weights (w8) the stream holds
- * both channels' four taps in two words, extended in the loop, and the doubling of the accumulator goes to the
- * inputs (SADD16 in the extension).  Then the six accumulators are
- * requantised (see nd_kernels_fast.h) with
+ * part-way (Duff's device) so that any k4 runs with a loop test every 32 taps (k4 <= 32: a copy without it).  With
+ * int8 weights (w8) the stream holds both channels' four taps in two words, extended in the loop, and the doubling of
+ * the accumulator goes to the inputs (SADD16 in the extension).  Then the six accumulators are requantised (see
+ * nd_kernels_fast.h) with
  *   r6 output pointer, r8 output pixel step, r9 table, r10-r12 mult/round/rsh, lr the value.
  */
 #ifndef ND_KERNELS_REFERENCE_ONLY /* as in nd_kernels.h, which is C */
@@ -152,7 +152,7 @@ nd_conv3x2_run:
     add     r1, r3, r3, lsl #1
     add     r1, r2, r1, lsl #1          /* xe + 6 k4 */
     strd    r2, r1, [sp, #F_XE]
-    ldr     r1, [r0, #A_W]                 /* (w_end is for the C twin: the stream flags its last block) */
+    ldr     r1, [r0, #A_W]              /* (w_end is for the C twin: the stream flags its last block) */
     str     r1, [sp, #F_W]
     /* MAC entry: skip (8 - groups % 8) % 8 groups of the unrolled body, 64 bytes each (80 with int8 weights); up to
      * 8 groups (k4 <= 32: the stem, the 24-channel 1x1s) take the copy of the body without the loop test */

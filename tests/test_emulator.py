@@ -45,9 +45,15 @@ def test_firmware_runs_and_exits_through_semihosting(elf, code, qemu_status):
         assert not emu.running()
 
 
+def _default_sigint() -> None:
+    """Ctrl-C at a terminal reaches a foreground job, whose SIGINT is never ignored; a test run started in the
+    background (`pytest &` in a script) hands its children SIGINT ignored, so restore the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_emulate_command_prints_the_port_and_stops_on_ctrl_c(elf):
     proc = subprocess.Popen([sys.executable, "-m", "nanodet_mcu", "emulate", str(elf)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=_default_sigint)
     try:
         line = proc.stdout.readline()
         assert line.startswith("serial port: /dev/"), line + proc.stderr.read()

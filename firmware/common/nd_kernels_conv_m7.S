@@ -51,7 +51,7 @@
     .equ F_LUT, 8
     .equ F_XE, 12
     .equ F_XEEND, 16   /* F_XE, F_XEEND: one LDRD */
-    .equ F_FREE, 20    /* unused */
+    .equ F_PAD, 20     /* unused: keeps the frame's size (with the 9 saved registers, 96 bytes: 8-byte aligned) */
     .equ F_MAC, 24     /* entry into the unrolled MAC body (Thumb address) */
     .equ F_REQ, 28     /* requantisation variant (Thumb address) */
     .equ F_W, 32

@@ -132,7 +132,13 @@ static inline nd_add_k_t nd_add_k(const nd_add_params_t *p)
     return k;
 }
 
-/* The output for the sum of the two table terms; `full` (a constant where inlined): the activation range is int8's. */
+/* The activation range is int8's: outputs saturate (one SSAT) instead of clamping to [lo, hi]. */
+static inline int nd_add_full(const nd_add_k_t *k)
+{
+    return k->lo == -128 && k->hi == 127;
+}
+
+/* The output for the sum of the two table terms; `full` (a constant where inlined): nd_add_full. */
 static inline __attribute__((always_inline)) int8_t nd_add_out(const nd_add_k_t *k, int32_t sum2, int full)
 {
     int32_t v = (nd_smmlar(sum2, k->mult, k->rnd) + (sum2 >> 31)) >> k->e;
@@ -150,7 +156,7 @@ ND_FAST_CODE ND_HOT static void nd_add_run(const nd_add_params_t *p, const int8_
 {
     const nd_add_k_t k = nd_add_k(p);
     const int32_t *t1 = p->t1 + 128, *t2 = p->t2 + 128;
-    if (k.lo == -128 && k.hi == 127) {
+    if (nd_add_full(&k)) {
         for (int32_t i = 0; i < n; ++i) {
             out[i] = nd_add_out(&k, t1[a[i]] + t2[b[i]], 1);
         }
@@ -273,10 +279,10 @@ ND_FAST_CODE ND_NO_LIBCALLS static void nd_resize_quarter_row(const nd_resize_pa
  * the block's sum s in [-512, 508] alone, and so is ADD's term for it: half_t2[s + 512], the generator's table, one
  * load where RESIZE_QUARTER rounds in lanes and indexes t2.  The sums of four channels in two words of halfword lanes
  * (SXTB16, SADD16): channels (c, c + 2), then (c + 1, c + 3). */
-static inline __attribute__((always_inline)) void
-nd_resize_half_add_rows(const nd_resize_add_params_t *p, const int8_t *a, const int8_t *x, int8_t *out, int full)
+static inline __attribute__((always_inline)) void nd_resize_half_add_rows(const nd_resize_add_params_t *p,
+                                                                          const nd_add_k_t *k, const int8_t *a,
+                                                                          const int8_t *x, int8_t *out, int full)
 {
-    const nd_add_k_t k = nd_add_k(&p->add);
     const int32_t *t1 = p->add.t1 + 128, *ts = p->half_t2 + 512;
     const int32_t c_n = p->resize.in.c, in_row = p->resize.in.w * c_n;
     for (int32_t y = 0; y < p->resize.out.h; ++y) {
@@ -289,10 +295,10 @@ nd_resize_half_add_rows(const nd_resize_add_params_t *p, const int8_t *a, const 
                     nd_sadd16(nd_sadd16(nd_sxtb16(u0), nd_sxtb16(u1)), nd_sadd16(nd_sxtb16(u2), nd_sxtb16(u3)));
                 const uint32_t od = nd_sadd16(nd_sadd16(nd_sxtb16_ror8(u0), nd_sxtb16_ror8(u1)),
                                               nd_sadd16(nd_sxtb16_ror8(u2), nd_sxtb16_ror8(u3)));
-                out[0] = nd_add_out(&k, t1[a[0]] + ts[(int16_t)ev], full);
-                out[1] = nd_add_out(&k, t1[a[1]] + ts[(int16_t)od], full);
-                out[2] = nd_add_out(&k, t1[a[2]] + ts[(int32_t)ev >> 16], full);
-                out[3] = nd_add_out(&k, t1[a[3]] + ts[(int32_t)od >> 16], full);
+                out[0] = nd_add_out(k, t1[a[0]] + ts[(int16_t)ev], full);
+                out[1] = nd_add_out(k, t1[a[1]] + ts[(int16_t)od], full);
+                out[2] = nd_add_out(k, t1[a[2]] + ts[(int32_t)ev >> 16], full);
+                out[3] = nd_add_out(k, t1[a[3]] + ts[(int32_t)od >> 16], full);
             }
         }
     }
@@ -301,10 +307,11 @@ nd_resize_half_add_rows(const nd_resize_add_params_t *p, const int8_t *a, const 
 ND_FAST_CODE ND_HOT static void nd_resize_half_add(const nd_resize_add_params_t *p, const int8_t *a, const int8_t *x,
                                                    int8_t *out)
 {
-    if (p->add.act_min == -128 && p->add.act_max == 127) {
-        nd_resize_half_add_rows(p, a, x, out, 1);
+    const nd_add_k_t k = nd_add_k(&p->add);
+    if (nd_add_full(&k)) {
+        nd_resize_half_add_rows(p, &k, a, x, out, 1);
     } else {
-        nd_resize_half_add_rows(p, a, x, out, 0);
+        nd_resize_half_add_rows(p, &k, a, x, out, 0);
     }
 }
 
